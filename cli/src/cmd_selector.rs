@@ -1,0 +1,13 @@
+//! `brindle` commands of this group. (Not yet implemented.)
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct SelectorArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+pub fn run(args: SelectorArgs) -> anyhow::Result<ExitCode> {
+    let _ = args.rest;
+    anyhow::bail!("this command is not implemented yet")
+}

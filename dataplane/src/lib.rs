@@ -1,0 +1,1 @@
+//! dataplane: the kernel edge for policy (apply, diff, drift, lab).

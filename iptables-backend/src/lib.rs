@@ -1,0 +1,1 @@
+//! iptables-backend: IR → iptables-restore / ipset restore text.

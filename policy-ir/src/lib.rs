@@ -1,0 +1,3 @@
+//! policy-ir: Calico resources in, per-node IR and reference verdicts out.
+
+pub mod ir;

@@ -1,0 +1,1 @@
+//! routing-agent: the forwarding half of Brindle.

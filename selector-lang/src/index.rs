@@ -1,0 +1,252 @@
+//! An inverted index over label maps: "which of these label maps match selector S".
+//!
+//! Each label map gets an ID (`usize`). The index keeps, per key ID, the list of maps that have
+//! the key and, per (key, value), the list of maps with that value. A query takes the
+//! selector's label restrictions (see [`crate::Selector::label_restrictions`]): for every label
+//! the selector requires to be present it costs the candidates (the sum of the posting lists of
+//! the allowed values, or the key's posting list when values are unrestricted) and walks the
+//! cheapest one, verifying each candidate with the compiled program. Selectors with no
+//! "must be present" restriction (`!has(x)`, `a != "b"`, `all()`, ...) fall back to scanning
+//! every map. A restriction with an empty value list (`a == "x" && a == "y"`) yields nothing.
+//!
+//! Maps can be inserted, replaced and removed at any time; compiled selectors stay valid because
+//! interned IDs never change. To compute membership deltas on a relabel, keep the old
+//! [`CompiledLabels`] returned by [`SelectorIndex::set`] and evaluate the affected selectors on
+//! old and new labels.
+//!
+//! ```
+//! use selector_lang::{parse, SelectorIndex};
+//! let mut idx = SelectorIndex::new();
+//! let web = idx.insert([("app", "web"), ("env", "prod")]);
+//! let db = idx.insert([("app", "db"), ("env", "prod")]);
+//! let sel = idx.compile(&parse("env == 'prod' && app in {'db', 'cache'}").unwrap());
+//! assert_eq!(idx.matches(&sel).collect::<Vec<_>>(), vec![db]);
+//! idx.set(web, [("app", "cache")]); // relabel
+//! let mut m: Vec<usize> = idx.matches(&sel).collect();
+//! m.sort();
+//! assert_eq!(m, vec![db]); // `web` lost env=prod
+//! ```
+
+use std::collections::HashMap;
+
+use crate::compiled::{CompiledLabels, CompiledSelector, LabelTable};
+use crate::Selector;
+
+#[derive(Debug, Default, Clone)]
+struct KeyPostings {
+    all: Vec<u32>,
+    by_value: HashMap<u32, Vec<u32>>,
+}
+
+fn remove_from(list: &mut Vec<u32>, id: u32) {
+    if let Some(p) = list.iter().position(|&x| x == id) {
+        list.swap_remove(p);
+    }
+}
+
+/// Label maps indexed by key and (key, value); see the module documentation.
+#[derive(Debug, Clone, Default)]
+pub struct SelectorIndex {
+    table: LabelTable,
+    slots: Vec<Option<CompiledLabels>>,
+    live: usize,
+    postings: Vec<KeyPostings>,
+}
+
+impl SelectorIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds an index whose IDs are the positions in `maps`.
+    pub fn from_label_maps<I, M, K, V>(maps: I) -> Self
+    where
+        I: IntoIterator<Item = M>,
+        M: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut idx = Self::new();
+        for m in maps {
+            idx.insert(m);
+        }
+        idx
+    }
+
+    /// The label table (interner) shared by the maps and the selectors compiled here.
+    pub fn table(&self) -> &LabelTable {
+        &self.table
+    }
+
+    /// Compiles a selector against this index's label table.
+    pub fn compile(&mut self, sel: &Selector) -> CompiledSelector {
+        self.table.compile_selector(sel)
+    }
+
+    /// Adds a label map under the next free ID (one past the largest ID ever used).
+    pub fn insert<I, K, V>(&mut self, labels: I) -> usize
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let id = self.slots.len();
+        self.set(id, labels);
+        id
+    }
+
+    /// Sets the labels of map `id` (inserting it if absent); returns the previous labels.
+    pub fn set<I, K, V>(&mut self, id: usize, labels: I) -> Option<CompiledLabels>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let compiled = self.table.compile_labels(labels);
+        let old = self.remove(id);
+        assert!(id < u32::MAX as usize, "label map IDs must fit in u32");
+        for (k, v) in compiled.iter() {
+            if self.postings.len() <= k as usize {
+                self.postings.resize_with(k as usize + 1, KeyPostings::default);
+            }
+            let kp = &mut self.postings[k as usize];
+            kp.all.push(id as u32);
+            kp.by_value.entry(v).or_default().push(id as u32);
+        }
+        if self.slots.len() <= id {
+            self.slots.resize_with(id + 1, || None);
+        }
+        self.slots[id] = Some(compiled);
+        self.live += 1;
+        old
+    }
+
+    /// Removes map `id`; returns its labels if it was present.
+    pub fn remove(&mut self, id: usize) -> Option<CompiledLabels> {
+        let old = self.slots.get_mut(id)?.take()?;
+        for (k, v) in old.iter() {
+            let kp = &mut self.postings[k as usize];
+            remove_from(&mut kp.all, id as u32);
+            if let Some(list) = kp.by_value.get_mut(&v) {
+                remove_from(list, id as u32);
+                if list.is_empty() {
+                    kp.by_value.remove(&v);
+                }
+            }
+        }
+        self.live -= 1;
+        Some(old)
+    }
+
+    /// The compiled labels of map `id`.
+    pub fn get(&self, id: usize) -> Option<&CompiledLabels> {
+        self.slots.get(id)?.as_ref()
+    }
+
+    /// Number of maps in the index.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// True if map `id` matches.
+    pub fn matches_one(&self, sel: &CompiledSelector, id: usize) -> bool {
+        self.get(id).is_some_and(|l| sel.matches(l, &self.table))
+    }
+
+    /// The IDs of all maps matching `sel` (compiled by [`Self::compile`]), in no particular
+    /// order, each exactly once.
+    pub fn matches<'a>(&'a self, sel: &'a CompiledSelector) -> Matches<'a> {
+        // Checked once here rather than per candidate.
+        assert!(
+            sel.same_table(&self.table),
+            "selector was compiled against another LabelTable; use SelectorIndex::compile"
+        );
+        let src = if sel.impossible {
+            Source::Lists(Vec::new())
+        } else {
+            let mut best: Option<(usize, Vec<&'a [u32]>)> = None;
+            for (k, vals) in &sel.restrictions {
+                let kp = self.postings.get(*k as usize);
+                let lists: Vec<&'a [u32]> = match (kp, vals) {
+                    (None, _) => Vec::new(),
+                    (Some(kp), None) => vec![&kp.all[..]],
+                    (Some(kp), Some(vs)) => vs
+                        .iter()
+                        .filter_map(|v| kp.by_value.get(v).map(|l| &l[..]))
+                        .collect(),
+                };
+                let cost: usize = lists.iter().map(|l| l.len()).sum();
+                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+                    best = Some((cost, lists));
+                }
+            }
+            match best {
+                Some((_, lists)) => Source::Lists(lists),
+                None => Source::Scan,
+            }
+        };
+        Matches {
+            idx: self,
+            sel,
+            src,
+            list: 0,
+            pos: 0,
+        }
+    }
+}
+
+enum Source<'a> {
+    Scan,
+    Lists(Vec<&'a [u32]>),
+}
+
+/// Iterator returned by [`SelectorIndex::matches`].
+pub struct Matches<'a> {
+    idx: &'a SelectorIndex,
+    sel: &'a CompiledSelector,
+    src: Source<'a>,
+    list: usize,
+    pos: usize,
+}
+
+impl Iterator for Matches<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let table = &self.idx.table;
+        match &self.src {
+            Source::Scan => {
+                while self.pos < self.idx.slots.len() {
+                    let id = self.pos;
+                    self.pos += 1;
+                    if let Some(l) = &self.idx.slots[id] {
+                        if self.sel.eval(l, table) {
+                            return Some(id);
+                        }
+                    }
+                }
+                None
+            }
+            Source::Lists(lists) => {
+                while let Some(list) = lists.get(self.list) {
+                    while let Some(&id) = list.get(self.pos) {
+                        self.pos += 1;
+                        let l = self.idx.slots[id as usize]
+                            .as_ref()
+                            .expect("posting lists only hold live maps");
+                        if self.sel.eval(l, table) {
+                            return Some(id as usize);
+                        }
+                    }
+                    self.list += 1;
+                    self.pos = 0;
+                }
+                None
+            }
+        }
+    }
+}

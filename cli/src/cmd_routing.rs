@@ -49,7 +49,7 @@ pub fn run_ipam(args: IpamArgs) -> anyhow::Result<ExitCode> {
     match args.cmd {
         IpamCmd::Show { datastore } => {
             let model = load_model(std::slice::from_ref(&datastore))?;
-            let state = store::DirStore::new(&datastore).load()?;
+            let state = store::DirStore::new(&datastore).load(&model)?;
             print!("{}", ipam::show(&model, &state));
         }
         IpamCmd::Assign {
@@ -61,7 +61,7 @@ pub fn run_ipam(args: IpamArgs) -> anyhow::Result<ExitCode> {
         } => {
             let model = load_model(std::slice::from_ref(&datastore))?;
             let st = store::DirStore::new(&datastore);
-            let mut state = st.load()?;
+            let mut state = st.load(&model)?;
             let ips = match ip {
                 Some(ip) => {
                     ipam::assign_ip(&model, &mut state, &node, &handle, ip)?;
@@ -75,8 +75,9 @@ pub fn run_ipam(args: IpamArgs) -> anyhow::Result<ExitCode> {
             }
         }
         IpamCmd::Release { datastore, ip, handle } => {
+            let model = load_model(std::slice::from_ref(&datastore))?;
             let st = store::DirStore::new(&datastore);
-            let mut state = st.load()?;
+            let mut state = st.load(&model)?;
             let released = match (ip, handle) {
                 (Some(ip), _) => {
                     ipam::release_ip(&mut state, ip)?;
@@ -175,7 +176,31 @@ enum NodeCmd {
         socket: PathBuf,
     },
     /// Run the routing agent for one node (in the node's network namespace).
-    Run(routing_agent::agent::AgentArgs),
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The datastore: resource files or directories (re-read every interval).
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[arg(long)]
+    node: String,
+    #[arg(long, default_value = "eth0")]
+    uplink: String,
+    #[arg(long, default_value_t = 1480)]
+    ipip_mtu: u32,
+    /// Directory for bird.cfg, bird.ctl, bird.pid, bird.log.
+    #[arg(long, default_value = "/var/run/brindle")]
+    run_dir: PathBuf,
+    #[arg(long, default_value_t = 500)]
+    interval_ms: u64,
+    /// Do not run BIRD (kernel routes and tunl0 only).
+    #[arg(long)]
+    no_bird: bool,
+    /// Exit after this many seconds.
+    #[arg(long)]
+    max_seconds: Option<u64>,
 }
 
 pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
@@ -186,7 +211,18 @@ pub fn run_node(args: NodeArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NodeCmd::Run(a) => {
-            routing_agent::agent::run(a)?;
+            routing_agent::agent::run(routing_agent::agent::AgentConfig {
+                paths: a.paths,
+                node: a.node,
+                local: routes::LocalSettings {
+                    uplink: a.uplink,
+                    ipip_mtu: a.ipip_mtu,
+                },
+                run_dir: a.run_dir,
+                interval: std::time::Duration::from_millis(a.interval_ms),
+                bird: !a.no_bird,
+                max_runtime: a.max_seconds.map(std::time::Duration::from_secs),
+            })?;
             Ok(ExitCode::SUCCESS)
         }
     }

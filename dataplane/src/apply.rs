@@ -114,3 +114,114 @@ fn restore(target: &Target, table: &str, payload: &str, test: bool) -> Result<()
             other => other,
         })
 }
+
+/// A long-running applier that, like Felix, remembers what it believes the kernel holds, so a
+/// steady-state update (a relabel, a policy edit) costs only the writes, not a full
+/// `iptables-save` read-back. Call [`Applier::resync`] to re-read (periodically, or to find drift).
+#[derive(Debug)]
+pub struct Applier {
+    target: Target,
+    cache: Option<crate::state::Current>,
+}
+
+impl Applier {
+    pub fn new(target: Target) -> Applier {
+        Applier {
+            target,
+            cache: None,
+        }
+    }
+
+    /// Forget the cached state; the next apply reads the kernel again.
+    pub fn resync(&mut self) {
+        self.cache = None;
+    }
+
+    /// Plans against the cached state (reading the kernel if there is none) and writes. On a
+    /// failed write the cache is dropped, so the next apply starts from a fresh read.
+    pub fn apply(&mut self, desired: &Desired) -> Result<ApplyReport> {
+        let current = match self.cache.take() {
+            Some(c) => c,
+            None => read_current(&self.target)?,
+        };
+        let plan = compute(desired, &current);
+        let report = apply_plan(&self.target, plan)?;
+        self.cache = Some(believed(current, desired, &report.plan));
+        Ok(report)
+    }
+}
+
+/// The state after `plan` was written successfully onto `current`.
+fn believed(
+    mut current: crate::state::Current,
+    desired: &Desired,
+    plan: &Plan,
+) -> crate::state::Current {
+    use crate::state::{CurrentChain, CurrentRule, CurrentSet};
+    let to_current = |r: &crate::state::DesiredRule| CurrentRule {
+        hash: Some(r.hash.clone()),
+        raw: r.body.clone(),
+    };
+    for tp in &plan.tables {
+        let table = current.tables.entry(tp.table.clone()).or_default();
+        for c in &tp.chains {
+            if c.change == "removed" {
+                table.chains.remove(&c.chain);
+            } else {
+                table.chains.insert(
+                    c.chain.clone(),
+                    CurrentChain {
+                        policy: None,
+                        rules: c.desired.iter().map(to_current).collect(),
+                    },
+                );
+            }
+        }
+        for h in &tp.hooks {
+            let chain = table.chains.entry(h.chain.clone()).or_default();
+            let foreign: Vec<CurrentRule> = chain
+                .rules
+                .iter()
+                .filter(|r| r.hash.is_none() && !crate::state::is_old_insert(&r.raw))
+                .cloned()
+                .collect();
+            chain.rules = h
+                .insert
+                .iter()
+                .map(to_current)
+                .chain(foreign)
+                .chain(h.append.iter().map(to_current))
+                .collect();
+        }
+    }
+    for s in &plan.ipsets {
+        match s.change.as_str() {
+            "destroy" => {
+                current.ipsets.remove(&s.name);
+            }
+            _ => {
+                let members = desired
+                    .ipsets
+                    .iter()
+                    .find(|d| d.name == s.name)
+                    .map(|d| {
+                        d.members
+                            .iter()
+                            .map(|m| crate::state::normalise_member(&d.set_type, m))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                current.ipsets.insert(
+                    s.name.clone(),
+                    CurrentSet {
+                        name: s.name.clone(),
+                        set_type: s.set_type.clone(),
+                        maxelem: s.maxelem,
+                        members,
+                    },
+                );
+            }
+        }
+    }
+    current
+}

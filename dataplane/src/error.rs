@@ -20,7 +20,9 @@ pub enum DataplaneError {
         stderr: String,
     },
     /// `iptables-restore` rejected a table's payload; the table was left as it was.
-    #[error("iptables-restore rejected the {table} table payload (the table is unchanged): {stderr}")]
+    #[error(
+        "iptables-restore rejected the {table} table payload (the table is unchanged): {stderr}"
+    )]
     Restore { table: String, stderr: String },
     /// A dump (`iptables-save` / `ipset save` text) could not be understood.
     #[error("{source_name}:{line}:{column}: {field}: {message}")]

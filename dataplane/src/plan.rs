@@ -146,9 +146,12 @@ pub fn compute(desired: &Desired, current: &Current) -> Plan {
     let table_names: BTreeSet<&String> = desired
         .tables
         .keys()
-        .chain(current.tables.iter().filter_map(|(name, t)| {
-            t.chains.keys().any(|c| is_our_chain(c)).then_some(name)
-        }))
+        .chain(
+            current
+                .tables
+                .iter()
+                .filter_map(|(name, t)| t.chains.keys().any(|c| is_our_chain(c)).then_some(name)),
+        )
         .collect();
     // Kernel traversal order for a stable, readable plan.
     let order = |t: &str| match t {
@@ -198,7 +201,11 @@ pub fn compute(desired: &Desired, current: &Current) -> Plan {
                 tp.chains.push(ChainPlan {
                     chain: name.clone(),
                     change: "removed".into(),
-                    rules: cur.rules.iter().map(|r| current_line("-", name, r)).collect(),
+                    rules: cur
+                        .rules
+                        .iter()
+                        .map(|r| current_line("-", name, r))
+                        .collect(),
                     desired: Vec::new(),
                 });
             }
@@ -533,22 +540,32 @@ pub fn render_text(plan: &Plan, desired_name: &str, current_name: &str, style: S
                 let _ = writeln!(out, "{}", minus(&format!("-A {} {}", h.chain, raw)));
             }
             for (i, r) in h.insert.iter().enumerate() {
-                let _ = writeln!(out, "{}", plus(&format!("-I {} {} {}", h.chain, i + 1, r.body)));
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    plus(&format!("-I {} {} {}", h.chain, i + 1, r.body))
+                );
             }
             for r in &h.append {
                 let _ = writeln!(out, "{}", plus(&format!("-A {} {}", h.chain, r.body)));
             }
         }
         for c in &t.chains {
-            let (a, d) = c.rules.iter().fold((0, 0), |(a, d), l| match l.op.as_str() {
-                "+" => (a + 1, d),
-                "-" => (a, d + 1),
-                _ => (a, d),
-            });
+            let (a, d) = c
+                .rules
+                .iter()
+                .fold((0, 0), |(a, d), l| match l.op.as_str() {
+                    "+" => (a + 1, d),
+                    "-" => (a, d + 1),
+                    _ => (a, d),
+                });
             let _ = writeln!(
                 out,
                 "{}",
-                head(&format!("@@ chain {} ({}: +{a} -{d}) @@", c.chain, c.change))
+                head(&format!(
+                    "@@ chain {} ({}: +{a} -{d}) @@",
+                    c.chain, c.change
+                ))
             );
             for l in &c.rules {
                 let line = format!("{}{}", l.op, l.text);

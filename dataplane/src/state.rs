@@ -135,9 +135,8 @@ pub fn rule_hash(raw: &str) -> Option<String> {
 /// Whether a rule without a hash is one of ours from an older version (a bare jump to our chain).
 pub fn is_old_insert(raw: &str) -> bool {
     let toks: Vec<&str> = raw.split_whitespace().collect();
-    toks.windows(2).any(|w| {
-        matches!(w[0], "-j" | "--jump" | "-g" | "--goto") && is_our_chain(w[1])
-    })
+    toks.windows(2)
+        .any(|w| matches!(w[0], "-j" | "--jump" | "-g" | "--goto") && is_our_chain(w[1]))
 }
 
 fn dump_err(source: &str, line: usize, column: usize, field: &str, msg: &str) -> DataplaneError {
@@ -165,13 +164,25 @@ pub fn parse_dump(text: &str, source: &str) -> Result<Current> {
         }
         if l.starts_with('#') {
             if l.contains("is incompatible") {
-                return Err(dump_err(source, lineno, 1, "table", l.trim_start_matches("# ")));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    1,
+                    "table",
+                    l.trim_start_matches("# "),
+                ));
             }
             continue;
         }
         if let Some(t) = l.strip_prefix('*') {
             if t.is_empty() || t.contains(char::is_whitespace) {
-                return Err(dump_err(source, lineno, indent + 2, "table", "bad table name"));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    indent + 2,
+                    "table",
+                    "bad table name",
+                ));
             }
             cur.tables.entry(t.to_string()).or_default();
             table = Some(t.to_string());
@@ -179,7 +190,13 @@ pub fn parse_dump(text: &str, source: &str) -> Result<Current> {
         }
         if l == "COMMIT" {
             if table.take().is_none() {
-                return Err(dump_err(source, lineno, indent + 1, "COMMIT", "COMMIT outside a table"));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    indent + 1,
+                    "COMMIT",
+                    "COMMIT outside a table",
+                ));
             }
             continue;
         }
@@ -209,7 +226,13 @@ pub fn parse_dump(text: &str, source: &str) -> Result<Current> {
         if let Some(decl) = l.strip_prefix(':') {
             let mut parts = decl.split_whitespace();
             let Some(name) = parts.next() else {
-                return Err(dump_err(source, lineno, indent + 2, "chain", "chain name missing"));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    indent + 2,
+                    "chain",
+                    "chain name missing",
+                ));
             };
             let policy = parts.next().filter(|p| *p != "-").map(str::to_string);
             t.chains.entry(name.to_string()).or_default().policy = policy;
@@ -219,7 +242,13 @@ pub fn parse_dump(text: &str, source: &str) -> Result<Current> {
             let rest = rest.trim_start();
             let (chain, body) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
             if chain.is_empty() {
-                return Err(dump_err(source, lineno, indent + 4, "chain", "chain name missing"));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    indent + 4,
+                    "chain",
+                    "chain name missing",
+                ));
             }
             let body = body.trim().to_string();
             t.chains
@@ -275,7 +304,13 @@ fn parse_ipset_line(
     match toks[0] {
         "create" => {
             if toks.len() < 3 {
-                return Err(dump_err(source, lineno, col_of(toks.len()), "create", "expected `create NAME TYPE …`"));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    col_of(toks.len()),
+                    "create",
+                    "expected `create NAME TYPE …`",
+                ));
             }
             let name = toks[1].to_string();
             let mut maxelem = 65536;
@@ -283,7 +318,15 @@ fn parse_ipset_line(
                 maxelem = toks
                     .get(i + 1)
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| dump_err(source, lineno, col_of(i + 1), "maxelem", "expected a number"))?;
+                    .ok_or_else(|| {
+                        dump_err(
+                            source,
+                            lineno,
+                            col_of(i + 1),
+                            "maxelem",
+                            "expected a number",
+                        )
+                    })?;
             }
             cur.ipsets.insert(
                 name.clone(),
@@ -297,10 +340,22 @@ fn parse_ipset_line(
         }
         _ => {
             if toks.len() < 3 {
-                return Err(dump_err(source, lineno, col_of(toks.len()), "add", "expected `add NAME MEMBER`"));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    col_of(toks.len()),
+                    "add",
+                    "expected `add NAME MEMBER`",
+                ));
             }
             let Some(set) = cur.ipsets.get_mut(toks[1]) else {
-                return Err(dump_err(source, lineno, col_of(1), "add", &format!("set `{}` not created before", toks[1])));
+                return Err(dump_err(
+                    source,
+                    lineno,
+                    col_of(1),
+                    "add",
+                    &format!("set `{}` not created before", toks[1]),
+                ));
             };
             let m = normalise_member(&set.set_type, toks[2]);
             set.members.insert(m);
@@ -335,13 +390,59 @@ fn retry<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     Err(last.expect("at least one attempt"))
 }
 
+impl Desired {
+    /// What iptables-backend rendered for a node, in the form the planner compares.
+    pub fn from_ruleset(rs: &iptables_backend::Ruleset) -> Desired {
+        let conv = |r: &iptables_backend::Rule| DesiredRule {
+            hash: r.hash.clone(),
+            body: r.body(),
+        };
+        let tables = rs
+            .tables
+            .iter()
+            .map(|(t, rules)| {
+                let table = DesiredTable {
+                    chains: rules
+                        .chains
+                        .iter()
+                        .map(|(name, rs)| (name.clone(), rs.iter().map(conv).collect()))
+                        .collect(),
+                    inserts: rules
+                        .inserts
+                        .iter()
+                        .map(|(c, r)| (c.clone(), conv(r)))
+                        .collect(),
+                    appends: rules
+                        .appends
+                        .iter()
+                        .map(|(c, r)| (c.clone(), conv(r)))
+                        .collect(),
+                };
+                (t.name().to_string(), table)
+            })
+            .collect();
+        let ipsets = rs
+            .ipsets
+            .iter()
+            .map(|s| DesiredSet {
+                name: s.name.clone(),
+                set_type: s.set_type.clone(),
+                maxelem: s.maxelem,
+                members: s.members.clone(),
+            })
+            .collect();
+        Desired { tables, ipsets }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn scans_save_output_with_foreign_rules_and_ipsets() {
-        let text = "# Generated by iptables-save v1.8.9 (nf_tables)\n*filter\n:INPUT ACCEPT [0:0]\n\
+        let text =
+            "# Generated by iptables-save v1.8.9 (nf_tables)\n*filter\n:INPUT ACCEPT [0:0]\n\
 :DOCKER - [0:0]\n:cali-INPUT - [0:0]\n\
 -A INPUT -m comment --comment \"cali:Cz_u1IQiXIMmKD4c\" -j cali-INPUT\n\
 -A INPUT -m physdev --physdev-is-bridged -j ACCEPT\n\

@@ -21,19 +21,28 @@ fn desired() -> Desired {
     filter.chains.insert(
         "cali-FORWARD".into(),
         vec![
-            rule("fwd0000000000001", "-m conntrack --ctstate RELATED,ESTABLISHED --jump ACCEPT"),
+            rule(
+                "fwd0000000000001",
+                "-m conntrack --ctstate RELATED,ESTABLISHED --jump ACCEPT",
+            ),
             rule("fwd0000000000002", "-o cali+ --jump cali-tw-caliA"),
         ],
     );
     filter.chains.insert(
         "cali-tw-caliA".into(),
         vec![
-            rule("tw00000000000001", "-p tcp -m multiport --destination-ports 3306 --jump DROP"),
+            rule(
+                "tw00000000000001",
+                "-p tcp -m multiport --destination-ports 3306 --jump DROP",
+            ),
             rule(
                 "tw00000000000002",
                 "-m set --match-set cali40s:front src --jump MARK --set-xmark 0x1000000/0x1000000",
             ),
-            rule("tw00000000000003", "-m mark --mark 0x1000000/0x1000000 --jump RETURN"),
+            rule(
+                "tw00000000000003",
+                "-m mark --mark 0x1000000/0x1000000 --jump RETURN",
+            ),
         ],
     );
     filter.chains.insert(
@@ -41,8 +50,14 @@ fn desired() -> Desired {
         vec![rule("inp0000000000001", "-i cali+ --jump DROP")],
     );
     filter.inserts = vec![
-        ("INPUT".into(), rule("hookinput0000001", "--jump cali-INPUT")),
-        ("FORWARD".into(), rule("hookforward00001", "--jump cali-FORWARD")),
+        (
+            "INPUT".into(),
+            rule("hookinput0000001", "--jump cali-INPUT"),
+        ),
+        (
+            "FORWARD".into(),
+            rule("hookforward00001", "--jump cali-FORWARD"),
+        ),
     ];
     filter.appends = vec![(
         "FORWARD".into(),
@@ -54,7 +69,10 @@ fn desired() -> Desired {
     let mut nat = DesiredTable::default();
     nat.chains.insert(
         "cali-POSTROUTING".into(),
-        vec![rule("nat0000000000001", "-s 10.65.0.0/16 ! -d 10.65.0.0/16 --jump MASQUERADE")],
+        vec![rule(
+            "nat0000000000001",
+            "-s 10.65.0.0/16 ! -d 10.65.0.0/16 --jump MASQUERADE",
+        )],
     );
     nat.appends = vec![(
         "POSTROUTING".into(),
@@ -205,7 +223,10 @@ fn edits_rewrite_only_what_changed_and_stale_state_goes_last() {
         .chains
         .get_mut("cali-tw-caliA")
         .unwrap();
-    tw[0] = rule("tw0000000000000X", "-p tcp -m multiport --destination-ports 5432 --jump DROP");
+    tw[0] = rule(
+        "tw0000000000000X",
+        "-p tcp -m multiport --destination-ports 5432 --jump DROP",
+    );
     let r = apply(&t, &want).expect("policy edit");
     assert_eq!(chains_written(&r.plan)["filter"], vec!["cali-tw-caliA"]);
     assert!(r.plan.ipsets.is_empty());
@@ -221,7 +242,10 @@ fn edits_rewrite_only_what_changed_and_stale_state_goes_last() {
     assert_eq!(r.sets_destroyed, vec!["cali40s:front"]);
     let save = t.run("iptables-save", &[], None).unwrap();
     assert!(!save.contains("cali-tw-caliA"), "{save}");
-    assert!(!t.run("ipset", &["save"], None).unwrap().contains("cali40s:front"));
+    assert!(!t
+        .run("ipset", &["save"], None)
+        .unwrap()
+        .contains("cali40s:front"));
     assert!(apply(&t, &want).unwrap().plan.is_empty());
 }
 
@@ -238,7 +262,10 @@ fn set_size_change_swaps_through_a_temporary_set() {
     assert_eq!(r.sets_destroyed, vec!["cali4t0"]);
     assert!(r.tables_written.is_empty());
     let sets = t.run("ipset", &["save"], None).unwrap();
-    assert!(sets.contains("create cali40s:front hash:net family inet hashsize 1024 maxelem 4096"), "{sets}");
+    assert!(
+        sets.contains("create cali40s:front hash:net family inet hashsize 1024 maxelem 4096"),
+        "{sets}"
+    );
     assert!(sets.contains("add cali40s:front 10.65.2.2"));
     assert!(!sets.contains("cali4t0"));
     assert!(apply(&t, &want).unwrap().plan.is_empty());
@@ -262,7 +289,8 @@ fn a_rejected_payload_changes_nothing() {
     // A chain edit the kernel rejects (unknown match) plus a new set.
     let mut bad = want.clone();
     let f = bad.tables.get_mut("filter").unwrap();
-    f.chains.get_mut("cali-INPUT").unwrap()[0] = rule("inp000000000000X", "-m nosuchmatch --jump DROP");
+    f.chains.get_mut("cali-INPUT").unwrap()[0] =
+        rule("inp000000000000X", "-m nosuchmatch --jump DROP");
     bad.ipsets.push(DesiredSet {
         name: "cali40s:new".into(),
         set_type: "hash:net".into(),
@@ -272,6 +300,9 @@ fn a_rejected_payload_changes_nothing() {
     let err = apply(&t, &bad).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("filter") && msg.contains("unchanged"), "{msg}");
-    assert_eq!(strip(&t.run("iptables-save", &[], None).unwrap()), strip(&before));
+    assert_eq!(
+        strip(&t.run("iptables-save", &[], None).unwrap()),
+        strip(&before)
+    );
     assert_eq!(t.run("ipset", &["save"], None).unwrap(), sets_before);
 }

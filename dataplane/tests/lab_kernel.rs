@@ -41,9 +41,7 @@ fn probe(src: &str, dst: &str, proto: ProbeProto, port: u16) -> KernelProbe {
 }
 
 fn lab_namespaces(prefix: &str) -> Vec<String> {
-    let out = Target::Current
-        .run("ip", &["netns", "list"], None)
-        .unwrap();
+    let out = Target::Current.run("ip", &["netns", "list"], None).unwrap();
     out.lines()
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| n.starts_with(&format!("{prefix}-")))
@@ -101,10 +99,7 @@ fn every_protocol_flows_without_rules_and_a_hand_written_drop_changes_the_verdic
     }
 
     drop(lab);
-    assert!(
-        lab_namespaces(&prefix).is_empty(),
-        "namespaces left behind"
-    );
+    assert!(lab_namespaces(&prefix).is_empty(), "namespaces left behind");
 }
 
 #[test]

@@ -26,9 +26,40 @@ where
         h.update(prev);
         h.update(s.as_bytes());
         prev = h.finalize().into();
-        let mut text = URL_SAFE_NO_PAD.encode(prev);
-        text.truncate(RULE_HASH_LEN);
-        out.push(text);
+        out.push(URL_SAFE_NO_PAD.encode(&prev[..12]));
+    }
+    out
+}
+
+/// Streaming form of [`rule_hashes`] that hashes the rule parts without building the input
+/// string: `(comments, matches, action)` per rule.
+pub fn rule_hashes_parts<'a, I>(chain: &str, rules: I) -> Vec<String>
+where
+    I: IntoIterator<Item = (&'a [String], &'a str, &'a str)>,
+{
+    let mut prev: [u8; 28] = Sha224::digest(chain.as_bytes()).into();
+    let mut out = Vec::new();
+    for (comments, matches, action) in rules {
+        let mut h = Sha224::new();
+        h.update(prev);
+        h.update(b"-A ");
+        h.update(chain.as_bytes());
+        h.update(b" HASH");
+        for c in comments {
+            h.update(b" -m comment --comment \"");
+            h.update(c.as_bytes());
+            h.update(b"\"");
+        }
+        if !matches.is_empty() {
+            h.update(b" ");
+            h.update(matches.as_bytes());
+        }
+        if !action.is_empty() {
+            h.update(b" ");
+            h.update(action.as_bytes());
+        }
+        prev = h.finalize().into();
+        out.push(URL_SAFE_NO_PAD.encode(&prev[..12]));
     }
     out
 }
@@ -156,6 +187,23 @@ mod tests {
         assert_eq!(
             rule_hashes("FORWARD*appends*", [a1.as_str(), a2.as_str()]),
             ["eEpJhAtjPch0oSS7", "QhwVJ_XEYFSFrw3q"]
+        );
+    }
+
+    #[test]
+    fn streaming_hashes_equal_string_hashes() {
+        let comments = vec!["Policy explicitly accepted packet.".to_string()];
+        let a = rule_hash_input("X", &comments, "-m mark --mark 1/1", "--jump ACCEPT");
+        let b = rule_hash_input("X", &[], "", "--jump DROP");
+        assert_eq!(
+            rule_hashes("X", [a.as_str(), b.as_str()]),
+            rule_hashes_parts(
+                "X",
+                [
+                    (&comments[..], "-m mark --mark 1/1", "--jump ACCEPT"),
+                    (&[][..], "", "--jump DROP")
+                ]
+            )
         );
     }
 

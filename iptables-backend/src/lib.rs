@@ -14,6 +14,7 @@ mod matches;
 mod render;
 pub mod save;
 pub mod sim;
+pub mod trace;
 
 pub use render::{render, MARK_ACCEPT, MARK_ALL, MARK_PASS, MARK_SCRATCH0};
 
@@ -90,7 +91,15 @@ pub struct Rule {
 impl Rule {
     /// The rule body after `-A <chain> ` (hash comment first).
     pub fn body(&self) -> String {
-        let mut s = format!("-m comment --comment \"cali:{}\"", self.hash);
+        let mut s = String::with_capacity(64 + self.matches.len() + self.action.len());
+        self.write_body(&mut s);
+        s
+    }
+
+    fn write_body(&self, s: &mut String) {
+        s.push_str("-m comment --comment \"cali:");
+        s.push_str(&self.hash);
+        s.push('"');
         for c in &self.comments {
             s.push_str(" -m comment --comment \"");
             s.push_str(c);
@@ -104,7 +113,6 @@ impl Rule {
             s.push(' ');
             s.push_str(&self.action);
         }
-        s
     }
 
     /// The `-A <chain> -m comment --comment "cali:HASH" …` line.
@@ -191,7 +199,17 @@ impl Ruleset {
     /// every `cali-` chain, appends their rules, inserts the hook rules at the top of their kernel
     /// chains (`-I <chain> <n>`) and appends the append rules, then `COMMIT`.
     pub fn restore_payload(&self, table: Table) -> String {
-        let mut out = String::new();
+        let size: usize = self
+            .tables
+            .get(&table)
+            .map(|t| {
+                t.chains
+                    .iter()
+                    .map(|(n, r)| r.len() * (n.len() + 100) + n.len() + 10)
+                    .sum()
+            })
+            .unwrap_or(0);
+        let mut out = String::with_capacity(size + 1024);
         out.push('*');
         out.push_str(table.name());
         out.push('\n');
@@ -206,7 +224,10 @@ impl Ruleset {
         }
         for (name, rules) in &t.chains {
             for r in rules {
-                out.push_str(&r.line(name));
+                out.push_str("-A ");
+                out.push_str(name);
+                out.push(' ');
+                r.write_body(&mut out);
                 out.push('\n');
             }
         }

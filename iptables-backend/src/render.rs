@@ -9,7 +9,7 @@ use policy_ir::ir::{
     RuleIr, TierDefaultAction,
 };
 
-use crate::hash::{ipset_name, length_limited_name, rule_hash_input, rule_hashes};
+use crate::hash::{ipset_name, length_limited_name, rule_hashes_parts};
 use crate::matches::{render_match, CidrSet};
 use crate::{IpSetSpec, Rule, Ruleset, Table, TableRules};
 
@@ -90,13 +90,13 @@ const DROP: &str = "--jump DROP";
 const ACCEPT: &str = "--jump ACCEPT";
 const RETURN: &str = "--jump RETURN";
 
-fn hash_chain(chain: &str, hash_name: &str, rules: Vec<Rb>) -> Vec<Rule> {
-    let inputs: Vec<String> = rules
-        .iter()
-        .map(|r| rule_hash_input(hash_name, &r.comments, &r.matches, &r.action))
-        .collect();
-    let _ = chain;
-    let hashes = rule_hashes(hash_name, inputs.iter().map(String::as_str));
+fn hash_chain(hash_name: &str, rules: Vec<Rb>) -> Vec<Rule> {
+    let hashes = rule_hashes_parts(
+        hash_name,
+        rules
+            .iter()
+            .map(|r| (&r.comments[..], r.matches.as_str(), r.action.as_str())),
+    );
     rules
         .into_iter()
         .zip(hashes)
@@ -161,33 +161,35 @@ type Hooks = Vec<(String, Rb)>;
 
 /// Keep the chains reachable from the hook rules, and hash everything.
 fn finish_table(chains: BTreeMap<String, Vec<Rb>>, inserts: Hooks, appends: Hooks) -> TableRules {
-    let target = |r: &Rb| -> Option<String> {
+    fn target(r: &Rb) -> Option<&str> {
         let mut it = r.action.split_whitespace();
         match (it.next(), it.next()) {
-            (Some("--jump" | "--goto"), Some(t)) if !crate::is_builtin_target(t) => {
-                Some(t.to_string())
-            }
+            (Some("--jump" | "--goto"), Some(t)) if !crate::is_builtin_target(t) => Some(t),
             _ => None,
         }
-    };
+    }
     let mut reachable: BTreeSet<String> = BTreeSet::new();
-    let mut queue: VecDeque<String> = inserts
-        .iter()
-        .chain(appends.iter())
-        .filter_map(|(_, r)| target(r))
-        .collect();
-    while let Some(c) = queue.pop_front() {
-        if !reachable.insert(c.clone()) {
-            continue;
+    {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut queue: VecDeque<&str> = inserts
+            .iter()
+            .chain(appends.iter())
+            .filter_map(|(_, r)| target(r))
+            .collect();
+        while let Some(c) = queue.pop_front() {
+            if !seen.insert(c) {
+                continue;
+            }
+            if let Some(rules) = chains.get(c) {
+                queue.extend(rules.iter().filter_map(target));
+            }
         }
-        if let Some(rules) = chains.get(&c) {
-            queue.extend(rules.iter().filter_map(target));
-        }
+        reachable.extend(seen.into_iter().map(str::to_string));
     }
     let mut out = TableRules::default();
     for (name, rules) in chains {
         if reachable.contains(&name) {
-            let hashed = hash_chain(&name, &name, rules);
+            let hashed = hash_chain(&name, rules);
             out.chains.insert(name, hashed);
         }
     }
@@ -205,7 +207,6 @@ fn finish_table(chains: BTreeMap<String, Vec<Rb>>, inserts: Hooks, appends: Hook
         for (chain, rules) in per {
             let idx: Vec<usize> = rules.iter().map(|(i, _)| *i).collect();
             let hashed = hash_chain(
-                &chain,
                 &format!("{chain}{suffix}"),
                 rules.into_iter().map(|(_, r)| r).collect(),
             );
@@ -288,7 +289,11 @@ impl Renderer<'_> {
                 // No pre-DNAT policy in the IR.
                 chains.insert("cali-from-host-endpoint".into(), vec![]);
                 self.host_endpoint_chains(&mut chains, AllowAction::Return, false);
-                self.policy_chains(&mut chains);
+                // Policy and profile chains are only reachable in mangle through host
+                // endpoints; skip rendering them otherwise (they would be pruned anyway).
+                if !self.ir.host_endpoints.is_empty() {
+                    self.policy_chains(&mut chains);
+                }
                 chains.insert(
                     "cali-failsafe-out".into(),
                     failsafe(&self.ir.settings.failsafe_outbound, "destination"),

@@ -52,18 +52,36 @@ fn ports() -> impl Strategy<Value = Vec<PortRange>> {
 fn side(has_ports: bool, nsets: usize) -> impl Strategy<Value = MatchSide> {
     let sets = prop::collection::vec(0..nsets, 0..2);
     let nsets_s = prop::collection::vec(0..nsets, 0..2);
-    (net_list(), net_list(), sets, nsets_s, ports(), ports(), any::<bool>(), any::<bool>()).prop_map(
-        move |(nets, not_nets, sets, not_sets, p, np, named, not_named)| MatchSide {
-            nets,
-            not_nets,
-            ipsets: sets.into_iter().map(|i| format!("s:set{i}")).collect(),
-            not_ipsets: not_sets.into_iter().map(|i| format!("s:set{i}")).collect(),
-            ports: if has_ports { p } else { vec![] },
-            not_ports: if has_ports { np } else { vec![] },
-            named_port_sets: if has_ports && named { vec!["n:np0".into()] } else { vec![] },
-            not_named_port_sets: if has_ports && not_named && !named { vec!["n:np0".into()] } else { vec![] },
-        },
+    (
+        net_list(),
+        net_list(),
+        sets,
+        nsets_s,
+        ports(),
+        ports(),
+        any::<bool>(),
+        any::<bool>(),
     )
+        .prop_map(
+            move |(nets, not_nets, sets, not_sets, p, np, named, not_named)| MatchSide {
+                nets,
+                not_nets,
+                ipsets: sets.into_iter().map(|i| format!("s:set{i}")).collect(),
+                not_ipsets: not_sets.into_iter().map(|i| format!("s:set{i}")).collect(),
+                ports: if has_ports { p } else { vec![] },
+                not_ports: if has_ports { np } else { vec![] },
+                named_port_sets: if has_ports && named {
+                    vec!["n:np0".into()]
+                } else {
+                    vec![]
+                },
+                not_named_port_sets: if has_ports && not_named && !named {
+                    vec!["n:np0".into()]
+                } else {
+                    vec![]
+                },
+            },
+        )
 }
 
 fn rule_strategy(nsets: usize) -> impl Strategy<Value = RuleIr> {
@@ -74,26 +92,41 @@ fn rule_strategy(nsets: usize) -> impl Strategy<Value = RuleIr> {
         RuleAction::Pass,
         RuleAction::Log,
     ]);
-    (action, prop::option::of(0usize..3), any::<bool>(), prop::option::of(0u8..2))
+    (
+        action,
+        prop::option::of(0usize..3),
+        any::<bool>(),
+        prop::option::of(0u8..2),
+    )
         .prop_flat_map(move |(action, proto, not_proto, icmp)| {
             let protocol = proto.map(|i| PROTOS[i]);
             let has_ports = matches!(protocol, Some(Protocol::Tcp | Protocol::Udp));
-            (side(has_ports, nsets), side(has_ports, nsets)).prop_map(move |(source, destination)| {
-                RuleIr {
+            (side(has_ports, nsets), side(has_ports, nsets)).prop_map(
+                move |(source, destination)| RuleIr {
                     action,
                     protocol,
-                    not_protocol: if not_proto && protocol.is_none() { Some(Protocol::Udp) } else { None },
+                    not_protocol: if not_proto && protocol.is_none() {
+                        Some(Protocol::Udp)
+                    } else {
+                        None
+                    },
                     icmp: if protocol == Some(Protocol::Icmp) {
-                        icmp.map(|t| IcmpMatch { icmp_type: t * 8, code: None })
+                        icmp.map(|t| IcmpMatch {
+                            icmp_type: t * 8,
+                            code: None,
+                        })
                     } else {
                         None
                     },
                     not_icmp: None,
                     source,
                     destination,
-                    origin: RuleOrigin { index: 0, text: String::new() },
-                }
-            })
+                    origin: RuleOrigin {
+                        index: 0,
+                        text: String::new(),
+                    },
+                },
+            )
         })
 }
 
@@ -102,94 +135,152 @@ fn ir_strategy() -> impl Strategy<Value = NodeIr> {
     nwl.prop_flat_map(|nwl| {
         let nsets = 3;
         let policies = prop::collection::vec(
-            (prop::collection::vec(rule_strategy(nsets), 0..4), prop::collection::vec(rule_strategy(nsets), 0..4)),
+            (
+                prop::collection::vec(rule_strategy(nsets), 0..4),
+                prop::collection::vec(rule_strategy(nsets), 0..4),
+            ),
             0..4,
         );
         let profiles = prop::collection::vec(
-            (prop::collection::vec(rule_strategy(nsets), 0..3), prop::collection::vec(rule_strategy(nsets), 0..3)),
+            (
+                prop::collection::vec(rule_strategy(nsets), 0..3),
+                prop::collection::vec(rule_strategy(nsets), 0..3),
+            ),
             0..3,
         );
-        let set_members = prop::collection::vec(prop::collection::btree_set(0usize..6, 0..4), nsets);
+        let set_members =
+            prop::collection::vec(prop::collection::btree_set(0usize..6, 0..4), nsets);
         let named_members = prop::collection::btree_set((0usize..6, 0usize..2, 1u16..6), 0..4);
         // Per workload and direction: tiers as (policy indexes, default pass?) and profiles.
         let attach = prop::collection::vec(
             (
-                prop::collection::vec((prop::collection::vec(0usize..4, 0..3), any::<bool>()), 0..3),
+                prop::collection::vec(
+                    (prop::collection::vec(0usize..4, 0..3), any::<bool>()),
+                    0..3,
+                ),
                 prop::collection::vec(0usize..3, 0..3),
             ),
             nwl * 2,
         );
-        (Just(nwl), policies, profiles, set_members, named_members, attach)
+        (
+            Just(nwl),
+            policies,
+            profiles,
+            set_members,
+            named_members,
+            attach,
+        )
     })
-    .prop_map(|(nwl, policies, profiles, set_members, named_members, attach)| {
-        let mut ir = NodeIr { node: "n".into(), ..Default::default() };
-        let pids: Vec<PolicyId> = (0..policies.len())
-            .map(|i| PolicyId { kind: PolicyKind::GlobalNetworkPolicy, namespace: None, name: format!("p{i}") })
-            .collect();
-        for (i, (inb, outb)) in policies.into_iter().enumerate() {
-            ir.policies.insert(
-                pids[i].clone(),
-                PolicyIr { id: pids[i].clone(), tier: "t".into(), inbound: inb, outbound: outb },
-            );
-        }
-        let prof_names: Vec<String> = (0..profiles.len()).map(|i| format!("prof{i}")).collect();
-        for (i, (inb, outb)) in profiles.into_iter().enumerate() {
-            ir.profiles.insert(
-                prof_names[i].clone(),
-                ProfileIr { name: prof_names[i].clone(), inbound: inb, outbound: outb },
-            );
-        }
-        for (i, m) in set_members.into_iter().enumerate() {
-            let mut nets: BTreeSet<Ipv4Net> = m.into_iter().map(|k| Ipv4Net::new(ep_ip(k), 32).unwrap()).collect();
-            if i == 2 {
-                nets.insert("192.168.0.0/24".parse().unwrap());
-            }
-            let id = format!("s:set{i}");
-            ir.ipsets.insert(id.clone(), IpSetIr { id, description: String::new(), members: IpSetMembers::Nets(nets) });
-        }
-        ir.ipsets.insert(
-            "n:np0".into(),
-            IpSetIr {
-                id: "n:np0".into(),
-                description: String::new(),
-                members: IpSetMembers::IpPorts(
-                    named_members
-                        .into_iter()
-                        .map(|(k, p, port)| (ep_ip(k), [Protocol::Tcp, Protocol::Udp][p], port * 10))
-                        .collect(),
-                ),
-            },
-        );
-        let mk = |(tiers, profs): &(Vec<(Vec<usize>, bool)>, Vec<usize>)| EndpointPolicyIr {
-            tiers: tiers
-                .iter()
-                .enumerate()
-                .filter_map(|(ti, (pols, pass))| {
-                    let pols: Vec<PolicyId> = pols.iter().filter_map(|i| pids.get(*i).cloned()).collect();
-                    if pols.is_empty() {
-                        return None;
-                    }
-                    Some(TierIr {
-                        name: format!("tier{ti}"),
-                        default_action: if *pass { TierDefaultAction::Pass } else { TierDefaultAction::Deny },
-                        policies: pols,
-                    })
+    .prop_map(
+        |(nwl, policies, profiles, set_members, named_members, attach)| {
+            let mut ir = NodeIr {
+                node: "n".into(),
+                ..Default::default()
+            };
+            let pids: Vec<PolicyId> = (0..policies.len())
+                .map(|i| PolicyId {
+                    kind: PolicyKind::GlobalNetworkPolicy,
+                    namespace: None,
+                    name: format!("p{i}"),
                 })
-                .collect(),
-            profiles: profs.iter().filter_map(|i| prof_names.get(*i).cloned()).collect(),
-        };
-        for w in 0..nwl {
-            ir.workloads.push(WorkloadEndpointIr {
-                id: EndpointId { namespace: Some("ns".into()), name: format!("w{w}") },
-                interface: format!("cali{w:02x}"),
-                addrs: vec![Ipv4Net::new(ep_ip(w), 32).unwrap()],
-                admin_up: true,
-                ingress: mk(&attach[w * 2]),
-                egress: mk(&attach[w * 2 + 1]),
-            });
-        }
-        ir
-    })
+                .collect();
+            for (i, (inb, outb)) in policies.into_iter().enumerate() {
+                ir.policies.insert(
+                    pids[i].clone(),
+                    PolicyIr {
+                        id: pids[i].clone(),
+                        tier: "t".into(),
+                        inbound: inb,
+                        outbound: outb,
+                    },
+                );
+            }
+            let prof_names: Vec<String> = (0..profiles.len()).map(|i| format!("prof{i}")).collect();
+            for (i, (inb, outb)) in profiles.into_iter().enumerate() {
+                ir.profiles.insert(
+                    prof_names[i].clone(),
+                    ProfileIr {
+                        name: prof_names[i].clone(),
+                        inbound: inb,
+                        outbound: outb,
+                    },
+                );
+            }
+            for (i, m) in set_members.into_iter().enumerate() {
+                let mut nets: BTreeSet<Ipv4Net> = m
+                    .into_iter()
+                    .map(|k| Ipv4Net::new(ep_ip(k), 32).unwrap())
+                    .collect();
+                if i == 2 {
+                    nets.insert("192.168.0.0/24".parse().unwrap());
+                }
+                let id = format!("s:set{i}");
+                ir.ipsets.insert(
+                    id.clone(),
+                    IpSetIr {
+                        id,
+                        description: String::new(),
+                        members: IpSetMembers::Nets(nets),
+                    },
+                );
+            }
+            ir.ipsets.insert(
+                "n:np0".into(),
+                IpSetIr {
+                    id: "n:np0".into(),
+                    description: String::new(),
+                    members: IpSetMembers::IpPorts(
+                        named_members
+                            .into_iter()
+                            .map(|(k, p, port)| {
+                                (ep_ip(k), [Protocol::Tcp, Protocol::Udp][p], port * 10)
+                            })
+                            .collect(),
+                    ),
+                },
+            );
+            let mk = |(tiers, profs): &(Vec<(Vec<usize>, bool)>, Vec<usize>)| EndpointPolicyIr {
+                tiers: tiers
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(ti, (pols, pass))| {
+                        let pols: Vec<PolicyId> =
+                            pols.iter().filter_map(|i| pids.get(*i).cloned()).collect();
+                        if pols.is_empty() {
+                            return None;
+                        }
+                        Some(TierIr {
+                            name: format!("tier{ti}"),
+                            default_action: if *pass {
+                                TierDefaultAction::Pass
+                            } else {
+                                TierDefaultAction::Deny
+                            },
+                            policies: pols,
+                        })
+                    })
+                    .collect(),
+                profiles: profs
+                    .iter()
+                    .filter_map(|i| prof_names.get(*i).cloned())
+                    .collect(),
+            };
+            for w in 0..nwl {
+                ir.workloads.push(WorkloadEndpointIr {
+                    id: EndpointId {
+                        namespace: Some("ns".into()),
+                        name: format!("w{w}"),
+                    },
+                    interface: format!("cali{w:02x}"),
+                    addrs: vec![Ipv4Net::new(ep_ip(w), 32).unwrap()],
+                    admin_up: true,
+                    ingress: mk(&attach[w * 2]),
+                    egress: mk(&attach[w * 2 + 1]),
+                });
+            }
+            ir
+        },
+    )
 }
 
 // ---- The IR-level reference evaluation ----
@@ -203,29 +294,41 @@ fn set_has_net(ir: &NodeIr, id: &str, a: Ipv4Addr) -> bool {
 
 fn set_has_port(ir: &NodeIr, id: &str, a: Ipv4Addr, proto: u8, port: Option<u16>) -> bool {
     match (&ir.ipsets[id].members, port) {
-        (IpSetMembers::IpPorts(m), Some(port)) => m.iter().any(|(ip, p, pt)| *ip == a && p.number() == proto && *pt == port),
+        (IpSetMembers::IpPorts(m), Some(port)) => m
+            .iter()
+            .any(|(ip, p, pt)| *ip == a && p.number() == proto && *pt == port),
         _ => false,
     }
 }
 
 fn side_matches(ir: &NodeIr, s: &MatchSide, a: Ipv4Addr, proto: u8, port: Option<u16>) -> bool {
-    let in_range = |v: &[PortRange]| port.is_some_and(|p| v.iter().any(|r| r.first <= p && p <= r.last));
+    let in_range =
+        |v: &[PortRange]| port.is_some_and(|p| v.iter().any(|r| r.first <= p && p <= r.last));
     (s.nets.is_empty() || s.nets.iter().any(|n| n.contains(&a)))
         && !s.not_nets.iter().any(|n| n.contains(&a))
         && s.ipsets.iter().all(|i| set_has_net(ir, i, a))
         && !s.not_ipsets.iter().any(|i| set_has_net(ir, i, a))
         && ((s.ports.is_empty() && s.named_port_sets.is_empty())
             || in_range(&s.ports)
-            || s.named_port_sets.iter().any(|i| set_has_port(ir, i, a, proto, port)))
+            || s.named_port_sets
+                .iter()
+                .any(|i| set_has_port(ir, i, a, proto, port)))
         && (s.not_ports.is_empty() || (port.is_some() && !in_range(&s.not_ports)))
         && (s.not_named_port_sets.is_empty()
-            || (port.is_some() && !s.not_named_port_sets.iter().any(|i| set_has_port(ir, i, a, proto, port))))
+            || (port.is_some()
+                && !s
+                    .not_named_port_sets
+                    .iter()
+                    .any(|i| set_has_port(ir, i, a, proto, port))))
 }
 
 fn rule_matches(ir: &NodeIr, r: &RuleIr, p: &Packet) -> bool {
     r.protocol.is_none_or(|x| x.number() == p.protocol)
         && r.not_protocol.is_none_or(|x| x.number() != p.protocol)
-        && r.icmp.is_none_or(|m| p.icmp.is_some_and(|(t, c)| t == m.icmp_type && m.code.is_none_or(|x| x == c)))
+        && r.icmp.is_none_or(|m| {
+            p.icmp
+                .is_some_and(|(t, c)| t == m.icmp_type && m.code.is_none_or(|x| x == c))
+        })
         && side_matches(ir, &r.source, p.src, p.protocol, p.src_port)
         && side_matches(ir, &r.destination, p.dst, p.protocol, p.dst_port)
 }
@@ -299,8 +402,14 @@ fn packets(nwl: usize) -> Vec<(Packet, Option<usize>, Option<usize>)> {
                     } else {
                         p.src_port = Some(port / 2 * 2);
                     }
-                    p.in_iface = Some(si.map(|i| format!("cali{i:02x}")).unwrap_or_else(|| "eth0".into()));
-                    p.out_iface = Some(di.map(|i| format!("cali{i:02x}")).unwrap_or_else(|| "eth0".into()));
+                    p.in_iface = Some(
+                        si.map(|i| format!("cali{i:02x}"))
+                            .unwrap_or_else(|| "eth0".into()),
+                    );
+                    p.out_iface = Some(
+                        di.map(|i| format!("cali{i:02x}"))
+                            .unwrap_or_else(|| "eth0".into()),
+                    );
                     out.push((p, si, di));
                 }
             }

@@ -289,7 +289,15 @@ impl BirdSupervisor {
 
     fn start(&mut self) -> Result<(), RoutingError> {
         let _ = std::fs::remove_file(self.ctl_path());
-        let child = Command::new("bird")
+        let mut cmd = Command::new("bird");
+        // BIRD goes down with the agent, whatever kills the agent.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd
             .arg("-f")
             .arg("-c")
             .arg(self.cfg_path())

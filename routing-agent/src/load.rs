@@ -35,6 +35,7 @@ struct Meta {
 struct NodeBgp {
     ipv4_address: Option<S<String>>,
     as_number: Option<S<AsNum>>,
+    #[serde(rename = "routeReflectorClusterID")]
     route_reflector_cluster_id: Option<S<String>>,
     #[serde(rename = "ipv4IPIPTunnelAddr")]
     ipv4_ipip_tunnel_addr: Option<S<String>>,
@@ -284,20 +285,6 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
             model.nodes.push(n);
         }
         "IPPool" | "ipPool" => {
-            let Some(c) = &spec.cidr else {
-                ctx.errors.push(RoutingError::Field {
-                    file: ctx.file.to_path_buf(),
-                    line: ctx.line0 + 1,
-                    column: 1,
-                    resource: res,
-                    field: "spec.cidr".into(),
-                    message: "missing".into(),
-                });
-                return;
-            };
-            let Some(cidr) = parse_net(c, ctx, &res, "spec.cidr", false) else {
-                return;
-            };
             let mode = match (&spec.ipip_mode, &spec.ipip) {
                 (Some(m), _) => match m.value.as_str() {
                     "" | "Never" => IpipMode::Never,
@@ -313,6 +300,20 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                     _ => IpipMode::Always,
                 },
                 _ => IpipMode::Never,
+            };
+            let Some(c) = &spec.cidr else {
+                ctx.errors.push(RoutingError::Field {
+                    file: ctx.file.to_path_buf(),
+                    line: ctx.line0 + 1,
+                    column: 1,
+                    resource: res,
+                    field: "spec.cidr".into(),
+                    message: "missing".into(),
+                });
+                return;
+            };
+            let Some(cidr) = parse_net(c, ctx, &res, "spec.cidr", false) else {
+                return;
             };
             let mut p = Pool::new(if name.is_empty() { &c.value } else { &name }, cidr.trunc(), mode);
             if let Some(bs) = &spec.block_size {

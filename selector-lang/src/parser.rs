@@ -1,8 +1,8 @@
-//! The fast parser: a port of Calico's recursive-descent `parser.go` over the token stream of
+//! The fast parser: a port of Calico's recursive-descent `parser.go` (made iterative) over the token stream of
 //! [`crate::lexer`], producing the same AST, the same accept/reject set and the same error
 //! messages, plus the byte offset of the offending token.
 
-use crate::ast::{grow, to_set, Node};
+use crate::ast::{to_set, Node};
 use crate::lexer::{tokenize, Kind, Token};
 use crate::ParseError;
 
@@ -15,51 +15,104 @@ fn err_at(t: &Token, msg: impl Into<String>) -> ParseError {
     ParseError::new(t.pos as usize, msg)
 }
 
+/// One open parenthesis (or the top level): the `!` parity in front of it, the finished
+/// `||` operands and the `&&` operands of the current term.
+struct Frame {
+    negated: bool,
+    ors: Vec<Node>,
+    ands: Vec<Node>,
+}
+
+fn collapse(mut v: Vec<Node>, and: bool) -> Node {
+    if v.len() == 1 {
+        v.pop().expect("one operand")
+    } else if and {
+        Node::And(v)
+    } else {
+        Node::Or(v)
+    }
+}
+
 impl<'a> P<'a> {
     #[inline]
     fn s(&self, t: &Token) -> String {
         t.value(self.input).to_owned()
     }
 
-    fn or_expr(&self, mut i: usize) -> Result<(Node, usize), ParseError> {
-        let (first, ni) = self.and_expr(i)?;
-        i = ni;
-        if self.toks[i].kind != Kind::Or {
-            return Ok((first, i));
-        }
-        let mut ops = vec![first];
-        while self.toks[i].kind == Kind::Or {
-            let (n, ni) = self.and_expr(i + 1)?;
-            ops.push(n);
-            i = ni;
-        }
-        Ok((Node::Or(ops), i))
-    }
-
-    fn and_expr(&self, mut i: usize) -> Result<(Node, usize), ParseError> {
-        let (first, ni) = self.operation(i)?;
-        i = ni;
-        if self.toks[i].kind != Kind::And {
-            return Ok((first, i));
-        }
-        let mut ops = vec![first];
-        while self.toks[i].kind == Kind::And {
-            let (n, ni) = self.operation(i + 1)?;
-            ops.push(n);
-            i = ni;
-        }
-        Ok((Node::And(ops), i))
-    }
-
-    fn operation(&self, mut i: usize) -> Result<(Node, usize), ParseError> {
+    /// Calico's `parseOrExpression` / `parseAndExpression` / `parseOperation`, with the
+    /// recursion on `(` replaced by an explicit stack so nesting depth costs heap, not stack.
+    /// Tokens are consumed in the same order, so the first error is the same one.
+    fn parse(&self) -> Result<(Node, usize), ParseError> {
         let toks = self.toks;
-        let mut negated = false;
-        while toks[i].kind == Kind::Not {
-            negated = !negated;
-            i += 1;
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut cur = Frame {
+            negated: false,
+            ors: Vec::new(),
+            ands: Vec::new(),
+        };
+        let mut i = 0usize;
+        'operation: loop {
+            let mut negated = false;
+            while toks[i].kind == Kind::Not {
+                negated = !negated;
+                i += 1;
+            }
+            if toks[i].kind == Kind::LParen {
+                stack.push(std::mem::replace(
+                    &mut cur,
+                    Frame {
+                        negated,
+                        ors: Vec::new(),
+                        ands: Vec::new(),
+                    },
+                ));
+                i += 1;
+                continue 'operation;
+            }
+            let (leaf, next) = self.leaf(i)?;
+            i = next;
+            let mut node = if negated {
+                Node::Not(Box::new(leaf))
+            } else {
+                leaf
+            };
+            loop {
+                cur.ands.push(node);
+                if toks[i].kind == Kind::And {
+                    i += 1;
+                    continue 'operation;
+                }
+                let term = collapse(std::mem::take(&mut cur.ands), true);
+                cur.ors.push(term);
+                if toks[i].kind == Kind::Or {
+                    i += 1;
+                    continue 'operation;
+                }
+                let expr = collapse(std::mem::take(&mut cur.ors), false);
+                match stack.pop() {
+                    None => return Ok((expr, i)),
+                    Some(parent) => {
+                        if toks[i].kind != Kind::RParen {
+                            return Err(err_at(&toks[i], "expected )"));
+                        }
+                        i += 1;
+                        let group = std::mem::replace(&mut cur, parent);
+                        node = if group.negated {
+                            Node::Not(Box::new(expr))
+                        } else {
+                            expr
+                        };
+                    }
+                }
+            }
         }
+    }
+
+    /// A non-parenthesised operation starting at token `i` (after any `!`s).
+    fn leaf(&self, i: usize) -> Result<(Node, usize), ParseError> {
+        let toks = self.toks;
         let t0 = &toks[i];
-        let (node, rest) = match t0.kind {
+        Ok(match t0.kind {
             Kind::Has => (Node::Has(self.s(t0)), i + 1),
             Kind::All => (Node::All, i + 1),
             Kind::Global => (Node::Global, i + 1),
@@ -70,13 +123,12 @@ impl<'a> P<'a> {
                 }
                 let op = &toks[i + 1];
                 let arg = &toks[i + 2];
-                let label = self.s(t0);
                 match op.kind {
                     Kind::Eq | Kind::Ne | Kind::Contains | Kind::StartsWith | Kind::EndsWith => {
                         if arg.kind != Kind::StringLiteral {
                             return Err(err_at(arg, "expected string"));
                         }
-                        let v = self.s(arg);
+                        let (label, v) = (self.s(t0), self.s(arg));
                         let n = match op.kind {
                             Kind::Eq => Node::Eq(label, v),
                             Kind::Ne => Node::Ne(label, v),
@@ -105,6 +157,7 @@ impl<'a> P<'a> {
                             return Err(err_at(&toks[j], "expected }"));
                         }
                         let vals = to_set(vals);
+                        let label = self.s(t0);
                         let n = if op.kind == Kind::In {
                             Node::In(label, vals)
                         } else {
@@ -119,24 +172,12 @@ impl<'a> P<'a> {
                     }
                 }
             }
-            Kind::LParen => {
-                let (n, j) = grow(|| self.or_expr(i + 1))?;
-                if toks[j].kind != Kind::RParen {
-                    return Err(err_at(&toks[j], "expected )"));
-                }
-                (n, j + 1)
-            }
             _ => {
                 let mut msg = String::from("unexpected token: ");
                 t0.go_string(self.input, &mut msg);
                 return Err(err_at(t0, msg));
             }
-        };
-        if negated {
-            Ok((Node::Not(Box::new(node)), rest))
-        } else {
-            Ok((node, rest))
-        }
+        })
     }
 }
 
@@ -151,7 +192,7 @@ pub(crate) fn parse_node(input: &str) -> Result<Node, ParseError> {
         input,
         toks: &toks,
     };
-    let (node, rest) = p.or_expr(0)?;
+    let (node, rest) = p.parse()?;
     if rest != toks.len() - 1 {
         let mut msg = String::from("unexpected content at end of selector [");
         for (n, t) in toks[rest..].iter().enumerate() {

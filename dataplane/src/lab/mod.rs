@@ -5,6 +5,7 @@
 //! namespaces and joining the threads — both done by `Drop`.
 
 pub mod probe;
+pub mod scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -235,8 +236,13 @@ impl Lab {
             for a in &outside {
                 ns.ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])?;
                 for o in lab.nodes.values() {
-                    o.ns
-                        .ip(&["route", "add", &format!("{a}/32"), "via", &out_ip.to_string()])?;
+                    o.ns.ip(&[
+                        "route",
+                        "add",
+                        &format!("{a}/32"),
+                        "via",
+                        &out_ip.to_string(),
+                    ])?;
                 }
             }
             for w in &spec.workloads {
@@ -320,10 +326,7 @@ impl Lab {
             let ns = self.hosts[host].name().to_string();
             targets.insert((ns, p.dst, p.proto, p.port));
         }
-        let listeners = match self.listeners.take() {
-            Some(l) => l,
-            None => Listeners::new(),
-        };
+        let listeners = self.listeners.take().unwrap_or_default();
         let listeners = self.listeners.insert(listeners);
         for (ns, addr, proto, port) in targets {
             listeners.ensure(&ns, addr, proto, port)?;
@@ -340,9 +343,9 @@ impl Lab {
         self.start_listeners(probes)?;
         let mut jobs = Vec::with_capacity(probes.len());
         for p in probes {
-            let src_host = self.host_of(p.src).ok_or_else(|| {
-                DataplaneError::Lab(format!("no lab host owns source {}", p.src))
-            })?;
+            let src_host = self
+                .host_of(p.src)
+                .ok_or_else(|| DataplaneError::Lab(format!("no lab host owns source {}", p.src)))?;
             jobs.push((self.hosts[src_host].name().to_string(), p.clone()));
         }
         let listeners = self.listeners.as_ref().expect("listeners started");
@@ -358,5 +361,21 @@ impl Lab {
         for h in self.hosts.values_mut() {
             h.keep();
         }
+    }
+}
+
+extern "C" fn on_interrupt(_sig: libc::c_int) {
+    request_stop();
+}
+
+/// Routes SIGINT and SIGTERM to [`request_stop`]: a running lab stops at its next step and its
+/// guards remove everything it built. (Child programs in the same process group also get the
+/// signal and fail, which ends the current step.)
+pub fn install_interrupt_handler() {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
 }

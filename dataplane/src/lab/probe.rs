@@ -115,7 +115,7 @@ impl Listeners {
                 if self.sctp_ns.contains(ns) {
                     return Ok(());
                 }
-                self.spawn(ns, move |stop, seen| sctp_receiver(stop, seen))?;
+                self.spawn(ns, sctp_receiver)?;
                 self.sctp_ns.insert(ns.to_string());
                 Ok(())
             }
@@ -271,7 +271,7 @@ pub fn sctp_init_packet(src_port: u16, dst_port: u16, init_tag: u32) -> Vec<u8> 
     p.extend_from_slice(&1u16.to_be_bytes()); // outbound streams
     p.extend_from_slice(&1u16.to_be_bytes()); // inbound streams
     p.extend_from_slice(&init_tag.to_be_bytes()); // initial TSN
-    // RFC 9260 appendix A: the CRC32c goes into the header in little-endian byte order.
+                                                  // RFC 9260 appendix A: the CRC32c goes into the header in little-endian byte order.
     let crc = crc32c::crc32c(&p);
     p[8..12].copy_from_slice(&crc.to_le_bytes());
     p
@@ -302,7 +302,11 @@ fn next_token() -> u32 {
 }
 
 /// Runs one probe on the calling thread, which must already be in the source namespace.
-pub fn probe_here(p: &KernelProbe, listeners: &Listeners, timeout: Duration) -> Result<ProbeOutcome> {
+pub fn probe_here(
+    p: &KernelProbe,
+    listeners: &Listeners,
+    timeout: Duration,
+) -> Result<ProbeOutcome> {
     let outcome = |allowed: bool, detail: &str| ProbeOutcome {
         allowed,
         detail: detail.to_string(),
@@ -341,12 +345,15 @@ pub fn probe_here(p: &KernelProbe, listeners: &Listeners, timeout: Duration) -> 
                 if left.is_zero() {
                     return Ok(outcome(false, "timeout"));
                 }
-                s.set_read_timeout(Some(left)).map_err(io_err("SO_RCVTIMEO"))?;
+                s.set_read_timeout(Some(left))
+                    .map_err(io_err("SO_RCVTIMEO"))?;
                 match s.recv(&mut buf) {
                     Ok(n) => {
                         // SAFETY: recv initialised the first n bytes.
-                        let got: Vec<u8> =
-                            buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                        let got: Vec<u8> = buf[..n]
+                            .iter()
+                            .map(|b| unsafe { b.assume_init() })
+                            .collect();
                         if got == token {
                             return Ok(outcome(true, "echo received"));
                         }
@@ -386,12 +393,15 @@ pub fn probe_here(p: &KernelProbe, listeners: &Listeners, timeout: Duration) -> 
                 if left.is_zero() {
                     return Ok(outcome(false, "timeout"));
                 }
-                s.set_read_timeout(Some(left)).map_err(io_err("SO_RCVTIMEO"))?;
+                s.set_read_timeout(Some(left))
+                    .map_err(io_err("SO_RCVTIMEO"))?;
                 match s.recv(&mut buf) {
                     Ok(n) => {
                         // SAFETY: recv initialised the first n bytes.
-                        let r: Vec<u8> =
-                            buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                        let r: Vec<u8> = buf[..n]
+                            .iter()
+                            .map(|b| unsafe { b.assume_init() })
+                            .collect();
                         if r.len() < 28 {
                             continue;
                         }

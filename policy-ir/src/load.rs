@@ -1,0 +1,799 @@
+//! Loading resource files: YAML (multi-document, lists, `kind: List`) or JSON, every kind Brindle
+//! knows in its v3, v1 or Kubernetes form, validated with all errors collected.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::de::{did_you_mean, from_node, Ctx};
+use crate::error::{Diagnostic, PolicyIrError};
+use crate::resources::{self as r, ObjectMeta, Origin, Resources};
+use crate::validate::Checker;
+use crate::yaml::{parse_documents, Loc, Node, Value};
+use crate::{k8s, v1};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Doc<M, S> {
+    #[serde(default)]
+    #[allow(dead_code)]
+    api_version: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    kind: String,
+    #[serde(default)]
+    metadata: M,
+    #[serde(default)]
+    spec: S,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodDoc {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: k8s::PodSpec,
+    #[serde(default)]
+    status: k8s::PodStatus,
+}
+
+const V3_KINDS: &[&str] = &[
+    "Tier",
+    "GlobalNetworkPolicy",
+    "NetworkPolicy",
+    "Profile",
+    "WorkloadEndpoint",
+    "HostEndpoint",
+    "GlobalNetworkSet",
+    "NetworkSet",
+    "IPPool",
+    "Node",
+    "BGPPeer",
+    "BGPConfiguration",
+    "BlockAffinity",
+    "FelixConfiguration",
+];
+const V1_KINDS: &[&str] = &[
+    "policy",
+    "profile",
+    "workloadEndpoint",
+    "hostEndpoint",
+    "ipPool",
+    "bgpPeer",
+    "node",
+];
+const K8S_KINDS: &[&str] = &["Namespace", "Pod"];
+
+/// A reference to check once everything is loaded.
+struct Reference {
+    file: String,
+    loc: Loc,
+    resource: String,
+    field: String,
+    /// "Profile" or "Tier".
+    kind: &'static str,
+    name: String,
+}
+
+/// Collects resources and diagnostics over several files.
+#[derive(Default)]
+pub struct Loader {
+    pub resources: Resources,
+    pub diagnostics: Vec<Diagnostic>,
+    references: Vec<Reference>,
+    seen: HashMap<(String, Option<String>, String), Origin>,
+}
+
+fn io_err(p: &Path, e: std::io::Error) -> PolicyIrError {
+    PolicyIrError::Io {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn collect_files(p: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyIrError> {
+    let md = std::fs::metadata(p).map_err(|e| io_err(p, e))?;
+    if md.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(|e| io_err(p, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            let is_dir = e.is_dir();
+            let ext_ok = matches!(
+                e.extension().and_then(|x| x.to_str()),
+                Some("yaml" | "yml" | "json")
+            );
+            if is_dir || ext_ok {
+                collect_files(&e, out)?;
+            }
+        }
+    } else {
+        out.push(p.to_path_buf());
+    }
+    Ok(())
+}
+
+/// Loads files and directories (recursively: `*.yaml`, `*.yml`, `*.json`), validates, and
+/// returns the resources, or every problem found.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Resources, PolicyIrError> {
+    let mut files = Vec::new();
+    for p in paths {
+        collect_files(p, &mut files)?;
+    }
+    let mut loader = Loader::default();
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| io_err(f, e))?;
+        loader.add_text(&f.display().to_string(), &text);
+    }
+    loader.finish()
+}
+
+fn raw_str<'a>(node: &'a Node, path: &[&str]) -> Option<&'a str> {
+    let mut n = node;
+    for p in path {
+        n = n.get(p)?;
+    }
+    n.as_str()
+}
+
+impl Loader {
+    pub fn new() -> Loader {
+        Loader::default()
+    }
+
+    /// Adds every resource of one file's text.
+    pub fn add_text(&mut self, file: &str, text: &str) {
+        let docs = match parse_documents(text) {
+            Ok(d) => d,
+            Err(e) => {
+                self.diagnostics.push(Diagnostic {
+                    file: file.to_string(),
+                    line: e.loc.line,
+                    column: e.loc.column,
+                    resource: String::new(),
+                    field: String::new(),
+                    message: format!("invalid YAML/JSON: {}", e.message),
+                });
+                return;
+            }
+        };
+        for doc in &docs {
+            self.add_document(file, doc);
+        }
+    }
+
+    fn add_document(&mut self, file: &str, doc: &Node) {
+        match &doc.value {
+            Value::Seq(items) => {
+                for item in items {
+                    self.add_resource(file, item);
+                }
+            }
+            Value::Map(_)
+                if raw_str(doc, &["kind"]).is_some_and(|k| k == "List" || k.ends_with("List")) =>
+            {
+                match doc.get("items").map(|n| &n.value) {
+                    Some(Value::Seq(items)) => {
+                        for item in items {
+                            self.add_resource(file, item);
+                        }
+                    }
+                    None => {}
+                    Some(_) => self.diag(file, doc.loc, "", "items", "expected a list of resources"),
+                }
+            }
+            _ => self.add_resource(file, doc),
+        }
+    }
+
+    fn diag(&mut self, file: &str, loc: Loc, resource: &str, field: &str, message: impl Into<String>) {
+        self.diagnostics.push(Diagnostic {
+            file: file.to_string(),
+            line: loc.line,
+            column: loc.column,
+            resource: resource.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn add_resource(&mut self, file: &str, node: &Node) {
+        if !matches!(node.value, Value::Map(_)) {
+            self.diag(file, node.loc, "", "", format!("expected a resource (a mapping), found {}", node.kind_name()));
+            return;
+        }
+        let api = raw_str(node, &["apiVersion"]).unwrap_or("").to_string();
+        let Some(kind) = raw_str(node, &["kind"]).map(str::to_string) else {
+            self.diag(file, node.loc, "", "kind", "missing field `kind`");
+            return;
+        };
+        let name = raw_str(node, &["metadata", "name"])
+            .or_else(|| raw_str(node, &["metadata", "cidr"]))
+            .or_else(|| raw_str(node, &["metadata", "peerIP"]))
+            .unwrap_or("");
+        let label = match raw_str(node, &["metadata", "namespace"]) {
+            Some(ns) => format!("{kind} \"{ns}/{name}\""),
+            None => format!("{kind} \"{name}\""),
+        };
+        let origin = Origin {
+            file: file.to_string(),
+            line: node.loc.line,
+            column: node.loc.column,
+        };
+        let family = match api.as_str() {
+            "projectcalico.org/v3" => "v3",
+            "v1" if V1_KINDS.contains(&kind.as_str()) => "v1",
+            "v1" if K8S_KINDS.contains(&kind.as_str()) => "k8s",
+            "networking.k8s.io/v1" if kind == "NetworkPolicy" => "k8s",
+            "" if V3_KINDS.contains(&kind.as_str()) => "v3",
+            "" if V1_KINDS.contains(&kind.as_str()) => "v1",
+            _ => "",
+        };
+        let known = match family {
+            "v3" => V3_KINDS.contains(&kind.as_str()),
+            "" => false,
+            _ => true,
+        };
+        if !known {
+            let all: Vec<&str> = V3_KINDS.iter().chain(V1_KINDS).chain(K8S_KINDS).copied().collect();
+            let hint = did_you_mean(&kind, &all)
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            let loc = node.get("kind").map(|k| k.loc).unwrap_or(node.loc);
+            self.diag(
+                file,
+                loc,
+                &label,
+                "kind",
+                format!("unsupported kind {kind:?} for apiVersion {api:?}{hint}"),
+            );
+            return;
+        }
+        let strict = !(family == "k8s" && kind != "NetworkPolicy");
+        let ctx = Ctx::new(strict);
+        let res = self.convert(file, node, family, &kind, &label, &ctx, origin);
+        for i in ctx.issues.borrow().iter() {
+            self.diag(file, i.loc, &label, &i.path, i.message.clone());
+        }
+        if let Err(e) = res {
+            let loc = e.loc.unwrap_or(node.loc);
+            let path = e.path.unwrap_or_default();
+            self.diag(file, loc, &label, &path, e.message);
+        }
+    }
+
+    fn check_dup(&mut self, kind: &str, meta: &ObjectMeta, origin: &Origin, label: &str, loc: &HashMap<String, Loc>) {
+        let key = (kind.to_string(), meta.namespace.clone(), meta.name.clone());
+        if let Some(first) = self.seen.get(&key) {
+            let l = loc.get("metadata.name").copied().unwrap_or(Loc {
+                line: origin.line,
+                column: origin.column,
+            });
+            let msg = format!("duplicate name: already defined at {first}");
+            self.diag(&origin.file, l, label, "metadata.name", msg);
+        } else {
+            self.seen.insert(key, origin.clone());
+        }
+        if meta.name.is_empty() {
+            self.diag(
+                &origin.file,
+                Loc {
+                    line: origin.line,
+                    column: origin.column,
+                },
+                label,
+                "metadata.name",
+                "missing name",
+            );
+        }
+    }
+
+    fn reference(&mut self, origin: &Origin, loc: &HashMap<String, Loc>, label: &str, field: String, kind: &'static str, name: &str) {
+        let l = loc.get(&field).copied().unwrap_or(Loc {
+            line: origin.line,
+            column: origin.column,
+        });
+        self.references.push(Reference {
+            file: origin.file.clone(),
+            loc: l,
+            resource: label.to_string(),
+            field,
+            kind,
+            name: name.to_string(),
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn convert(
+        &mut self,
+        file: &str,
+        node: &Node,
+        family: &str,
+        kind: &str,
+        label: &str,
+        ctx: &Ctx,
+        origin: Origin,
+    ) -> Result<(), crate::de::DeError> {
+        fn doc<M: DeserializeOwned + Default, S: DeserializeOwned + Default>(
+            node: &Node,
+            ctx: &Ctx,
+        ) -> Result<(M, S), crate::de::DeError> {
+            let d: Doc<M, S> = from_node(node, "", ctx)?;
+            Ok((d.metadata, d.spec))
+        }
+        let mut diags = Vec::new();
+        let root = node.loc;
+        macro_rules! checker {
+            () => {
+                Checker {
+                    file,
+                    resource: label.to_string(),
+                    root,
+                    locations: &ctx.locations.borrow(),
+                    out: &mut diags,
+                }
+            };
+        }
+        match (family, kind) {
+            ("v3", "Tier") => {
+                let (metadata, spec): (ObjectMeta, r::TierSpec) = doc(node, ctx)?;
+                if let Some(a) = &spec.default_action {
+                    if a != "Deny" && a != "Pass" {
+                        checker!().error("spec.defaultAction", format!("unknown defaultAction {a:?}; expected Deny or Pass"));
+                    }
+                }
+                self.check_dup(kind, &metadata, &origin, label, &ctx.locations.borrow());
+                self.resources.tiers.push(r::Tier { metadata, spec, origin });
+            }
+            ("v3", "GlobalNetworkPolicy") | ("v1", "policy") => {
+                let p = if family == "v3" {
+                    let (metadata, spec) = doc(node, ctx)?;
+                    r::GlobalNetworkPolicy { metadata, spec, origin: origin.clone() }
+                } else {
+                    let (m, s) = doc(node, ctx)?;
+                    let mut p = v1::policy(m, s);
+                    p.origin = origin.clone();
+                    p
+                };
+                {
+                    let mut c = checker!();
+                    if !p.spec.selector.is_empty() {
+                        c.selector("spec.selector", &p.spec.selector);
+                    }
+                    if !p.spec.namespace_selector.is_empty() {
+                        c.selector("spec.namespaceSelector", &p.spec.namespace_selector);
+                    }
+                    if !p.spec.service_account_selector.is_empty() {
+                        c.selector("spec.serviceAccountSelector", &p.spec.service_account_selector);
+                    }
+                    c.types("spec.types", &p.spec.types);
+                    c.rules("spec.ingress", &p.spec.ingress);
+                    c.rules("spec.egress", &p.spec.egress);
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("GlobalNetworkPolicy", &p.metadata, &origin, label, &l);
+                let tier = if p.spec.tier.is_empty() { "default".to_string() } else { p.spec.tier.clone() };
+                self.reference(&origin, &l, label, "spec.tier".into(), "Tier", &tier);
+                self.resources.global_network_policies.push(p);
+            }
+            ("v3", "NetworkPolicy") => {
+                let (mut metadata, spec): (ObjectMeta, r::NetworkPolicySpec) = doc(node, ctx)?;
+                if metadata.namespace.is_none() {
+                    metadata.namespace = Some("default".into());
+                }
+                let p = r::NetworkPolicy { metadata, spec, from_kubernetes: false, origin: origin.clone() };
+                {
+                    let mut c = checker!();
+                    if !p.spec.selector.is_empty() {
+                        c.selector("spec.selector", &p.spec.selector);
+                    }
+                    c.types("spec.types", &p.spec.types);
+                    c.rules("spec.ingress", &p.spec.ingress);
+                    c.rules("spec.egress", &p.spec.egress);
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
+                let tier = if p.spec.tier.is_empty() { "default".to_string() } else { p.spec.tier.clone() };
+                self.reference(&origin, &l, label, "spec.tier".into(), "Tier", &tier);
+                self.resources.network_policies.push(p);
+            }
+            ("k8s", "NetworkPolicy") => {
+                let (metadata, spec): (ObjectMeta, k8s::NetworkPolicySpec) = doc(node, ctx)?;
+                {
+                    let mut c = checker!();
+                    check_k8s_policy(&mut c, &spec);
+                }
+                let mut p = k8s::network_policy(metadata, spec);
+                p.origin = origin.clone();
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
+                self.resources.network_policies.push(p);
+            }
+            ("v3", "Profile") | ("v1", "profile") => {
+                let p = if family == "v3" {
+                    let (metadata, spec) = doc(node, ctx)?;
+                    r::Profile { metadata, spec, origin: origin.clone() }
+                } else {
+                    let (m, s) = doc(node, ctx)?;
+                    let mut p = v1::profile(m, s);
+                    p.origin = origin.clone();
+                    p
+                };
+                {
+                    let mut c = checker!();
+                    c.rules("spec.ingress", &p.spec.ingress);
+                    c.rules("spec.egress", &p.spec.egress);
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("Profile", &p.metadata, &origin, label, &l);
+                self.resources.profiles.push(p);
+            }
+            ("v3", "WorkloadEndpoint") | ("v1", "workloadEndpoint") | ("k8s", "Pod") => {
+                let w = match family {
+                    "v3" => {
+                        let (metadata, spec) = doc(node, ctx)?;
+                        r::WorkloadEndpoint { metadata, spec, origin: origin.clone() }
+                    }
+                    "v1" => {
+                        let (m, s) = doc(node, ctx)?;
+                        let mut w = v1::workload_endpoint(m, s);
+                        w.origin = origin.clone();
+                        w
+                    }
+                    _ => {
+                        let d: PodDoc = from_node(node, "", ctx)?;
+                        if d.spec.host_network {
+                            // Host-networked pods are not Calico endpoints.
+                            return Ok(());
+                        }
+                        let mut w = k8s::pod(d.metadata, d.spec, d.status);
+                        w.origin = origin.clone();
+                        w
+                    }
+                };
+                {
+                    let mut c = checker!();
+                    let f = if family == "k8s" { "status.podIPs" } else { "spec.ipNetworks" };
+                    for (i, n) in w.spec.ip_networks.iter().enumerate() {
+                        c.net(&format!("{f}[{i}]"), n);
+                    }
+                    c.endpoint_ports("spec.ports", &w.spec.ports);
+                    if w.spec.node.is_empty() && family != "k8s" {
+                        let f = if family == "v1" { "metadata.node" } else { "spec.node" };
+                        c.error(f, "missing node");
+                    }
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("WorkloadEndpoint", &w.metadata, &origin, label, &l);
+                if family != "k8s" {
+                    for (i, p) in w.spec.profiles.iter().enumerate() {
+                        self.reference(&origin, &l, label, format!("spec.profiles[{i}]"), "Profile", p);
+                    }
+                }
+                self.resources.workload_endpoints.push(w);
+            }
+            ("v3", "HostEndpoint") | ("v1", "hostEndpoint") => {
+                let h = if family == "v3" {
+                    let (metadata, spec) = doc(node, ctx)?;
+                    r::HostEndpoint { metadata, spec, origin: origin.clone() }
+                } else {
+                    let (m, s) = doc(node, ctx)?;
+                    let mut h = v1::host_endpoint(m, s);
+                    h.origin = origin.clone();
+                    h
+                };
+                {
+                    let mut c = checker!();
+                    for (i, n) in h.spec.expected_ips.iter().enumerate() {
+                        c.net(&format!("spec.expectedIPs[{i}]"), n);
+                    }
+                    c.endpoint_ports("spec.ports", &h.spec.ports);
+                    if h.spec.interface_name.is_empty() && h.spec.expected_ips.is_empty() {
+                        c.error("spec", "a host endpoint needs interfaceName or expectedIPs");
+                    }
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("HostEndpoint", &h.metadata, &origin, label, &l);
+                for (i, p) in h.spec.profiles.iter().enumerate() {
+                    self.reference(&origin, &l, label, format!("spec.profiles[{i}]"), "Profile", p);
+                }
+                self.resources.host_endpoints.push(h);
+            }
+            ("v3", "GlobalNetworkSet") | ("v3", "NetworkSet") => {
+                let (mut metadata, spec): (ObjectMeta, r::NetworkSetSpec) = doc(node, ctx)?;
+                {
+                    let mut c = checker!();
+                    for (i, n) in spec.nets.iter().enumerate() {
+                        c.net(&format!("spec.nets[{i}]"), n);
+                    }
+                }
+                let l = ctx.locations.borrow().clone();
+                if kind == "NetworkSet" && metadata.namespace.is_none() {
+                    metadata.namespace = Some("default".into());
+                }
+                self.check_dup(kind, &metadata, &origin, label, &l);
+                if kind == "NetworkSet" {
+                    self.resources.network_sets.push(r::NetworkSet { metadata, spec, origin });
+                } else {
+                    self.resources.global_network_sets.push(r::GlobalNetworkSet { metadata, spec, origin });
+                }
+            }
+            ("v3", "IPPool") | ("v1", "ipPool") => {
+                let p = if family == "v3" {
+                    let (metadata, spec) = doc(node, ctx)?;
+                    r::IpPool { metadata, spec, origin: origin.clone() }
+                } else {
+                    let (m, s) = doc(node, ctx)?;
+                    let mut p = v1::ip_pool(m, s);
+                    p.origin = origin.clone();
+                    p
+                };
+                {
+                    let mut c = checker!();
+                    let f = if family == "v1" { "metadata.cidr" } else { "spec.cidr" };
+                    match p.spec.cidr.parse::<ipnet::IpNet>() {
+                        Ok(n) if n.trunc() != n => c.error(f, format!("{:?} is not a network address (did you mean {}?)", p.spec.cidr, n.trunc())),
+                        Ok(_) => {}
+                        Err(_) => c.error(f, format!("{:?} is not a CIDR", p.spec.cidr)),
+                    }
+                    if !matches!(p.spec.ipip_mode.as_str(), "" | "Never" | "Always" | "CrossSubnet") {
+                        c.error("spec.ipipMode", format!("unknown ipipMode {:?}; expected Never, Always or CrossSubnet", p.spec.ipip_mode));
+                    }
+                    if !matches!(p.spec.vxlan_mode.as_str(), "" | "Never" | "Always" | "CrossSubnet") {
+                        c.error("spec.vxlanMode", format!("unknown vxlanMode {:?}; expected Never, Always or CrossSubnet", p.spec.vxlan_mode));
+                    }
+                    if let Some(b) = p.spec.block_size {
+                        if !(20..=32).contains(&b) && p.spec.cidr.contains('.') {
+                            c.error("spec.blockSize", format!("blockSize {b} is out of range 20..=32"));
+                        }
+                    }
+                    if !p.spec.node_selector.is_empty() {
+                        c.selector("spec.nodeSelector", &p.spec.node_selector);
+                    }
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("IPPool", &p.metadata, &origin, label, &l);
+                self.resources.ip_pools.push(p);
+            }
+            ("v3", "Node") | ("v1", "node") => {
+                let n = if family == "v3" {
+                    let (metadata, spec) = doc(node, ctx)?;
+                    r::Node { metadata, spec, origin: origin.clone() }
+                } else {
+                    let (m, s) = doc(node, ctx)?;
+                    let mut n = v1::node(m, s);
+                    n.origin = origin.clone();
+                    n
+                };
+                if let Some(b) = &n.spec.bgp {
+                    let mut c = checker!();
+                    if !b.ipv4_address.is_empty() {
+                        c.net("spec.bgp.ipv4Address", &b.ipv4_address);
+                    }
+                    if let Some(a) = &b.as_number {
+                        if a.as_number().is_none() {
+                            c.error("spec.bgp.asNumber", format!("{a} is not an AS number"));
+                        }
+                    }
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("Node", &n.metadata, &origin, label, &l);
+                self.resources.nodes.push(n);
+            }
+            ("v3", "BGPPeer") | ("v1", "bgpPeer") => {
+                let p = if family == "v3" {
+                    let (metadata, spec) = doc(node, ctx)?;
+                    r::BgpPeer { metadata, spec, origin: origin.clone() }
+                } else {
+                    let (m, s) = doc(node, ctx)?;
+                    let mut p = v1::bgp_peer(m, s);
+                    p.origin = origin.clone();
+                    p
+                };
+                {
+                    let mut c = checker!();
+                    for (f, s) in [("spec.nodeSelector", &p.spec.node_selector), ("spec.peerSelector", &p.spec.peer_selector)] {
+                        if !s.is_empty() {
+                            c.selector(f, s);
+                        }
+                    }
+                    if let Some(a) = &p.spec.as_number {
+                        if a.as_number().is_none() {
+                            c.error("spec.asNumber", format!("{a} is not an AS number"));
+                        }
+                    }
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup("BGPPeer", &p.metadata, &origin, label, &l);
+                self.resources.bgp_peers.push(p);
+            }
+            ("v3", "BGPConfiguration") => {
+                let (metadata, spec) = doc(node, ctx)?;
+                let l = ctx.locations.borrow().clone();
+                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.resources.bgp_configurations.push(r::BgpConfiguration { metadata, spec, origin });
+            }
+            ("v3", "BlockAffinity") => {
+                let (metadata, spec): (ObjectMeta, r::BlockAffinitySpec) = doc(node, ctx)?;
+                {
+                    let mut c = checker!();
+                    c.net("spec.cidr", &spec.cidr);
+                }
+                let l = ctx.locations.borrow().clone();
+                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.resources.block_affinities.push(r::BlockAffinity { metadata, spec, origin });
+            }
+            ("v3", "FelixConfiguration") => {
+                let (metadata, spec) = doc(node, ctx)?;
+                let l = ctx.locations.borrow().clone();
+                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.resources.felix_configurations.push(r::FelixConfiguration { metadata, spec, origin });
+            }
+            ("k8s", "Namespace") => {
+                let d: Doc<ObjectMeta, serde::de::IgnoredAny> = from_node(node, "", ctx)?;
+                let l = ctx.locations.borrow().clone();
+                self.check_dup(kind, &d.metadata, &origin, label, &l);
+                self.resources.namespaces.push(r::Namespace { metadata: d.metadata, origin });
+            }
+            _ => unreachable!("kind checked above"),
+        }
+        self.diagnostics.extend(diags);
+        Ok(())
+    }
+
+    /// Adds implied resources (namespaces of pods, `kns.` profiles), checks references, and
+    /// returns the resources or every diagnostic, sorted by place.
+    pub fn finish(mut self) -> Result<Resources, PolicyIrError> {
+        add_implied(&mut self.resources);
+        let profiles: BTreeSet<&str> = self.resources.profiles.iter().map(|p| p.metadata.name.as_str()).collect();
+        let mut tiers: BTreeSet<&str> = self.resources.tiers.iter().map(|t| t.metadata.name.as_str()).collect();
+        tiers.extend(["default", "kube-admin", "kube-baseline"]);
+        for r in &self.references {
+            let (set, all): (&BTreeSet<&str>, Vec<&str>) = match r.kind {
+                "Profile" => (&profiles, profiles.iter().copied().collect()),
+                _ => (&tiers, tiers.iter().copied().collect()),
+            };
+            if !set.contains(r.name.as_str()) {
+                let hint = did_you_mean(&r.name, &all)
+                    .map(|c| format!(" (did you mean {c:?}?)"))
+                    .unwrap_or_default();
+                self.diagnostics.push(Diagnostic {
+                    file: r.file.clone(),
+                    line: r.loc.line,
+                    column: r.loc.column,
+                    resource: r.resource.clone(),
+                    field: r.field.clone(),
+                    message: format!("references {} {:?}, which is not defined{hint}", r.kind, r.name),
+                });
+            }
+        }
+        if self.diagnostics.is_empty() {
+            Ok(self.resources)
+        } else {
+            let mut d = self.diagnostics;
+            d.sort();
+            d.dedup();
+            Err(PolicyIrError::Invalid(d))
+        }
+    }
+}
+
+/// Adds Namespaces that pods or namespaced resources imply, and the `kns.<ns>` profile of every
+/// Kubernetes namespace (pods list it).
+pub fn add_implied(res: &mut Resources) {
+    let mut known: BTreeSet<String> = res.namespaces.iter().map(|n| n.metadata.name.clone()).collect();
+    let needed: Vec<String> = res
+        .workload_endpoints
+        .iter()
+        .filter(|w| w.spec.orchestrator == "k8s")
+        .filter_map(|w| w.metadata.namespace.clone())
+        .collect();
+    for ns in needed {
+        if known.insert(ns.clone()) {
+            res.namespaces.push(r::Namespace {
+                metadata: ObjectMeta {
+                    name: ns,
+                    ..Default::default()
+                },
+                origin: Origin::default(),
+            });
+        }
+    }
+    let have: BTreeSet<String> = res.profiles.iter().map(|p| p.metadata.name.clone()).collect();
+    let mut extra = Vec::new();
+    for n in &res.namespaces {
+        let name = format!("kns.{}", n.metadata.name);
+        if !have.contains(&name) {
+            let mut p = k8s::namespace_profile(&n.metadata.name, &n.metadata.labels);
+            p.origin = n.origin.clone();
+            extra.push(p);
+        }
+    }
+    res.profiles.extend(extra);
+}
+
+fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
+    fn sel(c: &mut Checker, path: &str, s: &k8s::LabelSelector) {
+        for (i, e) in s.match_expressions.iter().enumerate() {
+            let p = format!("{path}.matchExpressions[{i}]");
+            match e.operator.as_str() {
+                "In" | "NotIn" if e.values.is_empty() => c.error(&format!("{p}.values"), "In and NotIn need values"),
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
+                other => c.error(&format!("{p}.operator"), format!("unknown operator {other:?}; expected In, NotIn, Exists or DoesNotExist")),
+            }
+        }
+        let text = k8s::label_selector(s);
+        if !text.is_empty() {
+            c.selector(path, &text);
+        }
+    }
+    fn peers(c: &mut Checker, path: &str, peers: &[k8s::Peer]) {
+        for (i, p) in peers.iter().enumerate() {
+            let pp = format!("{path}[{i}]");
+            if let Some(s) = &p.pod_selector {
+                sel(c, &format!("{pp}.podSelector"), s);
+            }
+            if let Some(s) = &p.namespace_selector {
+                sel(c, &format!("{pp}.namespaceSelector"), s);
+            }
+            if let Some(b) = &p.ip_block {
+                if p.pod_selector.is_some() || p.namespace_selector.is_some() {
+                    c.error(&pp, "ipBlock cannot be combined with podSelector or namespaceSelector");
+                }
+                match b.cidr.parse::<ipnet::IpNet>() {
+                    Ok(_) => {}
+                    Err(_) => c.error(&format!("{pp}.ipBlock.cidr"), format!("{:?} is not a CIDR", b.cidr)),
+                }
+                for (j, e) in b.except.iter().enumerate() {
+                    if e.parse::<ipnet::IpNet>().is_err() {
+                        c.error(&format!("{pp}.ipBlock.except[{j}]"), format!("{e:?} is not a CIDR"));
+                    }
+                }
+            }
+        }
+    }
+    fn ports(c: &mut Checker, path: &str, ports: &[k8s::NpPort]) {
+        for (i, p) in ports.iter().enumerate() {
+            let pp = format!("{path}[{i}]");
+            if let Some(pr) = &p.protocol {
+                if !matches!(pr.as_str(), "TCP" | "UDP" | "SCTP") {
+                    c.error(&format!("{pp}.protocol"), format!("unknown protocol {pr:?}; expected TCP, UDP or SCTP"));
+                }
+            }
+            if let Some(port) = &p.port {
+                if let Err(m) = crate::validate::parse_port(port) {
+                    c.error(&format!("{pp}.port"), m);
+                }
+            }
+            if let (Some(e), Some(r::IntOrString::Int(s))) = (p.end_port, &p.port) {
+                if e < *s || e > 65535 {
+                    c.error(&format!("{pp}.endPort"), format!("endPort {e} must be between port {s} and 65535"));
+                }
+            }
+        }
+    }
+    sel(c, "spec.podSelector", &spec.pod_selector);
+    for t in &spec.policy_types {
+        if t != "Ingress" && t != "Egress" {
+            c.error("spec.policyTypes", format!("unknown policy type {t:?}; expected Ingress or Egress"));
+        }
+    }
+    for (i, r) in spec.ingress.iter().enumerate() {
+        peers(c, &format!("spec.ingress[{i}].from"), &r.from);
+        ports(c, &format!("spec.ingress[{i}].ports"), &r.ports);
+    }
+    for (i, r) in spec.egress.iter().enumerate() {
+        peers(c, &format!("spec.egress[{i}].to"), &r.to);
+        ports(c, &format!("spec.egress[{i}].ports"), &r.ports);
+    }
+}
+
+/// Sorted label map helper for tests and callers.
+pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}

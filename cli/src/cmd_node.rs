@@ -6,42 +6,34 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use dataplane::apply::{apply, ApplyReport};
-use dataplane::lab::scenario::{
-    parse_probe_file, render_report, run_scenario, LabOptions, ProbeSpec,
-};
+use dataplane::lab::scenario::{render_report, run_scenario, LabOptions, ProbeSpec};
 use dataplane::netns::Target;
 use dataplane::plan::{compute, render_text, Style};
 use dataplane::state::{parse_dump, read_current, Current, Desired};
 
 mod model {
-    //! The policy-ir side: load resources, render a node, resolve addresses, ask the oracle.
+    //! The policy-ir side: load resources and render a node.
     use std::path::PathBuf;
 
-    use dataplane::lab::scenario::{OracleAnswer, ProbeSpec, Resolved, Scenario};
+    use dataplane::model::{desired_for, ModelScenario};
     use dataplane::state::Desired;
 
-    pub struct Loaded {}
+    pub struct Loaded {
+        model: policy_ir::Model,
+    }
 
     pub fn load(paths: &[PathBuf]) -> anyhow::Result<Loaded> {
-        let _ = paths;
-        anyhow::bail!("loading resources needs policy-ir's Model, which has not landed yet")
+        let model = policy_ir::Model::load(paths).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Loaded { model })
     }
 
     impl Loaded {
         pub fn desired(&self, node: &str) -> anyhow::Result<Desired> {
-            anyhow::bail!("unknown node {node}")
+            desired_for(&self.model, node).map_err(|e| anyhow::anyhow!("{e}"))
         }
-    }
 
-    impl Scenario for Loaded {
-        fn resolve(&self, spec: &str) -> Result<Resolved, String> {
-            Err(format!("cannot resolve {spec}"))
-        }
-        fn rules_for(&self, node: &str) -> Result<Desired, String> {
-            self.desired(node).map_err(|e| format!("{e:#}"))
-        }
-        fn oracle(&self, probe: &ProbeSpec) -> Result<OracleAnswer, String> {
-            Err(format!("no oracle for {probe:?}"))
+        pub fn scenario(&self) -> ModelScenario<'_> {
+            ModelScenario { model: &self.model }
         }
     }
 }
@@ -239,14 +231,16 @@ pub fn run_lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     }
     let text = std::fs::read_to_string(&args.probes)
         .with_context(|| format!("cannot read {}", args.probes.display()))?;
-    let probes: Vec<ProbeSpec> = parse_probe_file(&text, &args.probes.display().to_string())?;
+    let probes: Vec<ProbeSpec> =
+        dataplane::model::probes_from_file(&args.probes.display().to_string(), &text)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     let loaded = model::load(&args.paths)?;
     dataplane::lab::install_interrupt_handler();
     let opts = LabOptions {
         timeout: Duration::from_millis(args.timeout_ms),
         keep: args.keep,
     };
-    let report = run_scenario(&loaded, &probes, &opts)?;
+    let report = run_scenario(&loaded.scenario(), &probes, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

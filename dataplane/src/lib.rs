@@ -12,3 +12,4 @@ pub use error::{DataplaneError, Result};
 pub mod apply;
 pub mod plan;
 pub mod state;
+pub mod model;

@@ -537,17 +537,17 @@ pub fn render_text(plan: &Plan, desired_name: &str, current_name: &str, style: S
         for h in &t.hooks {
             let _ = writeln!(out, "{}", head(&format!("@@ hook rules in {} @@", h.chain)));
             for raw in &h.remove {
-                let _ = writeln!(out, "{}", minus(&format!("-A {} {}", h.chain, raw)));
+                let _ = writeln!(out, "{}", minus(&format!("--A {} {}", h.chain, raw)));
             }
             for (i, r) in h.insert.iter().enumerate() {
                 let _ = writeln!(
                     out,
                     "{}",
-                    plus(&format!("-I {} {} {}", h.chain, i + 1, r.body))
+                    plus(&format!("+-I {} {} {}", h.chain, i + 1, r.body))
                 );
             }
             for r in &h.append {
-                let _ = writeln!(out, "{}", plus(&format!("-A {} {}", h.chain, r.body)));
+                let _ = writeln!(out, "{}", plus(&format!("+-A {} {}", h.chain, r.body)));
             }
         }
         for c in &t.chains {

@@ -191,3 +191,92 @@ fn rendered_rules_apply_idempotently_and_decide_in_the_kernel() {
         .unwrap();
     assert!(got[0].allowed && !got[1].allowed, "{got:?}");
 }
+
+struct HandModel;
+
+impl dataplane::lab::scenario::Scenario for HandModel {
+    fn resolve(&self, spec: &str) -> Result<dataplane::lab::scenario::Resolved, String> {
+        use dataplane::lab::scenario::Resolved;
+        let wl = |key: &str, iface: &str, a: &str| Resolved::Workload {
+            key: key.into(),
+            node: "n1".into(),
+            interface: Some(iface.into()),
+            addrs: vec![ip(a)],
+        };
+        match spec {
+            "shop/frontend" => Ok(wl(spec, "califront0001", "10.65.0.1")),
+            "shop/database" => Ok(wl(spec, "calidb0000001", "10.65.0.2")),
+            other => other
+                .parse()
+                .map(|addr| Resolved::Outside { addr })
+                .map_err(|_| format!("no endpoint named {other}")),
+        }
+    }
+    fn rules_for(&self, node: &str) -> Result<Desired, String> {
+        assert_eq!(node, "n1");
+        Ok(Desired::from_ruleset(&iptables_backend::render(&node_ir(
+            3306,
+        ))))
+    }
+    fn oracle(
+        &self,
+        p: &dataplane::lab::scenario::ProbeSpec,
+    ) -> Result<dataplane::lab::scenario::OracleAnswer, String> {
+        // The policy above, by hand: TCP 3306 from the frontend set to the database is denied.
+        let deny = p.from == "shop/frontend"
+            && p.to == "shop/database"
+            && p.protocol == ProbeProto::Tcp
+            && p.port == Some(3306);
+        Ok(dataplane::lab::scenario::OracleAnswer {
+            allow: !deny,
+            egress: serde_json::Value::Null,
+            ingress: serde_json::Value::Null,
+        })
+    }
+}
+
+#[test]
+fn the_scenario_runner_puts_kernel_beside_oracle_and_cleans_up() {
+    use dataplane::lab::scenario::{parse_probe_file, run_scenario, LabOptions};
+    let probes = parse_probe_file(
+        "- {from: shop/frontend, to: shop/database, protocol: tcp, port: 3306}\n\
+         - {from: shop/frontend, to: shop/database, protocol: tcp, port: 80}\n\
+         - {from: shop/database, to: shop/frontend, protocol: udp, port: 53}\n\
+         - {from: 198.51.100.9, to: shop/database, protocol: tcp, port: 3306}\n\
+         - {from: shop/frontend, to: 198.51.100.9, protocol: icmp}\n\
+         - {from: 198.51.100.9, to: shop/frontend, protocol: sctp, port: 9}\n",
+        "probes.yaml",
+    )
+    .unwrap();
+    let report = run_scenario(&HandModel, &probes, &LabOptions::default()).expect("scenario");
+    let verdicts: Vec<&str> = report.probes.iter().map(|r| r.verdict.as_str()).collect();
+    assert_eq!(verdicts, ["deny", "allow", "allow", "allow", "allow", "allow"]);
+    assert_eq!(report.disagreements, 0, "{report:#?}");
+    let ns = report.namespaces["n1"].clone();
+    let list = dataplane::netns::Target::Current
+        .run("ip", &["netns", "list"], None)
+        .unwrap();
+    assert!(!list.contains(&ns), "lab namespace {ns} left behind");
+
+    // The JSON entry carries the kernel verdict as `verdict`, beside `oracle`.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["probes"][0]["verdict"], "deny");
+    assert_eq!(json["probes"][0]["oracle"], "deny");
+}
+
+#[test]
+fn bad_probe_input_fails_before_any_namespace_exists() {
+    use dataplane::lab::scenario::{parse_probe_file, run_scenario, LabOptions};
+    let e = parse_probe_file("- {from: a, to: b, protocol: gre}\n", "p.yaml").unwrap_err();
+    assert!(e.to_string().starts_with("lab: p.yaml:"), "{e}");
+    let probes = parse_probe_file(
+        r#"[{"from": "shop/frontend", "to": "shop/nope", "protocol": "tcp", "port": 1}]"#,
+        "p.json",
+    )
+    .unwrap();
+    let e = run_scenario(&HandModel, &probes, &LabOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "lab: probe 0 field `to` (shop/nope): no endpoint named shop/nope"
+    );
+}

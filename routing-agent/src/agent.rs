@@ -69,13 +69,19 @@ impl Agent {
                 }
                 self.last_model = Some(m);
             }
-            Err(e) => log(&format!("datastore not loaded, keeping the last good state: {e}")),
+            Err(e) => log(&format!(
+                "datastore not loaded, keeping the last good state: {e}"
+            )),
         }
         let Some(model) = self.last_model.clone() else {
             return Ok(());
         };
         let desired = routes::desired_routes(&model, &self.cfg.node, &self.cfg.local);
-        let agent: Vec<_> = desired.iter().filter(|r| r.owner == Owner::Agent).cloned().collect();
+        let agent: Vec<_> = desired
+            .iter()
+            .filter(|r| r.owner == Owner::Agent)
+            .cloned()
+            .collect();
         let mut first_err = None;
 
         if model.uses_ipip() {
@@ -124,7 +130,11 @@ impl Agent {
         }
     }
 
-    fn ensure_tunnel(&mut self, model: &crate::model::Model, agent: &[routes::Route]) -> Result<(), RoutingError> {
+    fn ensure_tunnel(
+        &mut self,
+        model: &crate::model::Model,
+        agent: &[routes::Route],
+    ) -> Result<(), RoutingError> {
         if !tunl::kernel_has_ipip() && self.tunnel.is_none() {
             self.tunnel = Some(UserTunnel::start("tunl0")?);
             log("tunl0: user-space IPIP (TUN + raw socket) started");
@@ -132,7 +142,8 @@ impl Agent {
         if let Some(t) = &self.tunnel {
             t.set_table(tunl::table_from_routes(agent));
         }
-        self.netlink.link_up("tunl0", Some(self.cfg.local.ipip_mtu))?;
+        self.netlink
+            .link_up("tunl0", Some(self.cfg.local.ipip_mtu))?;
         self.netlink
             .set_single_addr("tunl0", model.tunnel_addr(&self.cfg.node))
     }

@@ -73,7 +73,9 @@ pub fn command(socket: &Path, cmd: &str) -> Result<Vec<String>, RoutingError> {
         .map_err(|e| bird_err(e.to_string()))?;
     loop {
         let mut l = String::new();
-        let n = r.read_line(&mut l).map_err(|e| bird_err(format!("reading reply: {e}")))?;
+        let n = r
+            .read_line(&mut l)
+            .map_err(|e| bird_err(format!("reading reply: {e}")))?;
         if n == 0 {
             break;
         }
@@ -121,7 +123,9 @@ pub fn parse_protocols(lines: &[String]) -> Result<Vec<ProtoRow>, RoutingError> 
                 let h: Vec<String> = body.split_whitespace().map(str::to_lowercase).collect();
                 header_ok = h == ["name", "proto", "table", "state", "since", "info"];
                 if !header_ok {
-                    return Err(bird_err(format!("unexpected show protocols header: {body}")));
+                    return Err(bird_err(format!(
+                        "unexpected show protocols header: {body}"
+                    )));
                 }
             }
             "1002" | "cont" => {
@@ -357,7 +361,10 @@ impl BirdSupervisor {
         }
         if changed {
             let reply = command(&self.ctl_path(), "configure")?;
-            if let Some(bad) = reply.iter().find(|l| l.starts_with('8') || l.starts_with('9')) {
+            if let Some(bad) = reply
+                .iter()
+                .find(|l| l.starts_with('8') || l.starts_with('9'))
+            {
                 return Err(bird_err(format!("configure: {bad}")));
             }
             return Ok(true);

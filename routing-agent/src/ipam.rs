@@ -43,7 +43,9 @@ impl Block {
         self.allocations.iter().filter(|a| a.is_some()).count() as u32
     }
     pub fn host(&self) -> Option<&str> {
-        self.affinity.as_deref().and_then(|a| a.strip_prefix("host:"))
+        self.affinity
+            .as_deref()
+            .and_then(|a| a.strip_prefix("host:"))
     }
     fn ip(&self, ord: u32) -> Ipv4Addr {
         Ipv4Addr::from(u32::from(self.cidr.network()) + ord)
@@ -126,7 +128,10 @@ pub fn seed_for(node: &str) -> u32 {
 
 /// Enabled pools whose nodeSelector matches the node.
 pub fn pools_for<'m>(model: &'m Model, node: &str) -> Vec<&'m Pool> {
-    let labels = model.node(node).map(|n| n.labels.clone()).unwrap_or_default();
+    let labels = model
+        .node(node)
+        .map(|n| n.labels.clone())
+        .unwrap_or_default();
     model
         .pools
         .iter()
@@ -183,7 +188,9 @@ pub fn auto_assign(
 ) -> Result<Vec<Ipv4Addr>, RoutingError> {
     let pools = pools_for(model, node);
     if pools.is_empty() {
-        return Err(ipam_err(format!("no enabled IP pool selects node `{node}`")));
+        return Err(ipam_err(format!(
+            "no enabled IP pool selects node `{node}`"
+        )));
     }
     let in_pools = |c: &Ipv4Net| pools.iter().any(|p| p.cidr.contains(c));
     let mut got = Vec::new();
@@ -309,7 +316,11 @@ pub fn show(model: &Model, state: &IpamState) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "POOLS");
     for p in &model.pools {
-        let blocks: Vec<_> = state.blocks.values().filter(|b| p.cidr.contains(&b.cidr)).collect();
+        let blocks: Vec<_> = state
+            .blocks
+            .values()
+            .filter(|b| p.cidr.contains(&b.cidr))
+            .collect();
         let used: u32 = blocks.iter().map(|b| b.used()).sum();
         let _ = writeln!(
             s,
@@ -342,7 +353,8 @@ pub fn show(model: &Model, state: &IpamState) -> String {
         let _ = writeln!(
             s,
             "  {c} affinity={} state={} used={used}/{size}",
-            aff.map(|a| format!("host:{}", a.node)).unwrap_or_else(|| "none".into()),
+            aff.map(|a| format!("host:{}", a.node))
+                .unwrap_or_else(|| "none".into()),
             aff.map(|a| a.state.as_str()).unwrap_or("-"),
         );
     }
@@ -361,8 +373,10 @@ mod tests {
 
     fn model() -> Model {
         let mut m = Model::default();
-        m.nodes.push(Node::new("n1", Some("198.18.0.1/24".parse().unwrap())));
-        m.nodes.push(Node::new("n2", Some("198.18.0.2/24".parse().unwrap())));
+        m.nodes
+            .push(Node::new("n1", Some("198.18.0.1/24".parse().unwrap())));
+        m.nodes
+            .push(Node::new("n2", Some("198.18.0.2/24".parse().unwrap())));
         let mut p = Pool::new("pods", "10.244.0.0/24".parse().unwrap(), IpipMode::Never);
         p.block_size = 28;
         m.pools.push(p);
@@ -441,7 +455,10 @@ mod tests {
         let ips = auto_assign(&m, &mut st, "n1", "pod", 1, 0).unwrap();
         assert_eq!(ips, vec!["10.244.0.1".parse::<Ipv4Addr>().unwrap()]);
         let h = st.handles();
-        assert_eq!(h["ipip-tunnel-addr-n1"], vec!["10.244.0.0".parse::<Ipv4Addr>().unwrap()]);
+        assert_eq!(
+            h["ipip-tunnel-addr-n1"],
+            vec!["10.244.0.0".parse::<Ipv4Addr>().unwrap()]
+        );
     }
 
     #[test]
@@ -464,7 +481,10 @@ mod tests {
         let ip: Ipv4Addr = "10.244.0.37".parse().unwrap();
         assign_ip(&m, &mut st, "n2", "h", ip).unwrap();
         assert!(assign_ip(&m, &mut st, "n2", "h", ip).is_err());
-        assert_eq!(st.affinities[0].cidr, "10.244.0.32/28".parse::<Ipv4Net>().unwrap());
+        assert_eq!(
+            st.affinities[0].cidr,
+            "10.244.0.32/28".parse::<Ipv4Net>().unwrap()
+        );
         assert_eq!(st.affinities[0].node, "n2");
         assert!(assign_ip(&m, &mut st, "n2", "h", "10.9.9.9".parse().unwrap()).is_err());
     }

@@ -8,6 +8,7 @@
 pub mod agent;
 pub mod bird;
 pub mod birdctl;
+pub mod from_ir;
 pub mod ipam;
 pub mod load;
 pub mod model;

@@ -182,17 +182,30 @@ fn parse_as(v: &S<AsNum>, ctx: &mut Ctx, res: &str, field: &str) -> Option<u32> 
         },
     };
     if n.is_none() {
-        ctx.field(v, res, field, "not an AS number (0..4294967295 or asdot a.b)");
+        ctx.field(
+            v,
+            res,
+            field,
+            "not an AS number (0..4294967295 or asdot a.b)",
+        );
     }
     n
 }
 
-fn parse_net(v: &S<String>, ctx: &mut Ctx, res: &str, field: &str, host_ok: bool) -> Option<Ipv4Net> {
+fn parse_net(
+    v: &S<String>,
+    ctx: &mut Ctx,
+    res: &str,
+    field: &str,
+    host_ok: bool,
+) -> Option<Ipv4Net> {
     let s = v.value.trim();
     let r = if s.contains('/') {
         s.parse::<Ipv4Net>().ok()
     } else if host_ok {
-        s.parse::<Ipv4Addr>().ok().map(|a| Ipv4Net::new(a, 32).unwrap())
+        s.parse::<Ipv4Addr>()
+            .ok()
+            .map(|a| Ipv4Net::new(a, 32).unwrap())
     } else {
         None
     };
@@ -209,7 +222,12 @@ fn parse_ip(v: &S<String>, ctx: &mut Ctx, res: &str, field: &str) -> Option<Ipv4
     match v.value.trim().parse::<Ipv4Addr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            ctx.field(v, res, field, format!("`{}` is not an IPv4 address", v.value));
+            ctx.field(
+                v,
+                res,
+                field,
+                format!("`{}` is not an IPv4 address", v.value),
+            );
             None
         }
     }
@@ -291,7 +309,12 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                     "Always" => IpipMode::Always,
                     "CrossSubnet" => IpipMode::CrossSubnet,
                     other => {
-                        ctx.field(m, &res, "spec.ipipMode", format!("`{other}` is not Never, Always or CrossSubnet"));
+                        ctx.field(
+                            m,
+                            &res,
+                            "spec.ipipMode",
+                            format!("`{other}` is not Never, Always or CrossSubnet"),
+                        );
                         IpipMode::Never
                     }
                 },
@@ -315,10 +338,19 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
             let Some(cidr) = parse_net(c, ctx, &res, "spec.cidr", false) else {
                 return;
             };
-            let mut p = Pool::new(if name.is_empty() { &c.value } else { &name }, cidr.trunc(), mode);
+            let mut p = Pool::new(
+                if name.is_empty() { &c.value } else { &name },
+                cidr.trunc(),
+                mode,
+            );
             if let Some(bs) = &spec.block_size {
                 if !(20..=32).contains(&bs.value) || bs.value < cidr.prefix_len() as u32 {
-                    ctx.field(bs, &res, "spec.blockSize", "must be 20..=32 and not larger than the pool");
+                    ctx.field(
+                        bs,
+                        &res,
+                        "spec.blockSize",
+                        "must be 20..=32 and not larger than the pool",
+                    );
                 } else {
                     p.block_size = bs.value as u8;
                 }
@@ -333,7 +365,11 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
         }
         "BGPPeer" | "bgpPeer" => {
             let mut p = BgpPeer::new(&name);
-            p.node = spec.node.as_ref().map(|n| n.value.clone()).filter(|s| !s.is_empty());
+            p.node = spec
+                .node
+                .as_ref()
+                .map(|n| n.value.clone())
+                .filter(|s| !s.is_empty());
             if let Some(s) = &spec.node_selector {
                 p.node_selector = Some(check_selector(s, ctx, &res, "spec.nodeSelector"));
             }
@@ -350,7 +386,12 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                         p.peer_ip = Some(a);
                         p.peer_port = port;
                     }
-                    Err(_) => ctx.field(ip, &res, "spec.peerIP", format!("`{}` is not IPv4[:port]", ip.value)),
+                    Err(_) => ctx.field(
+                        ip,
+                        &res,
+                        "spec.peerIP",
+                        format!("`{}` is not IPv4[:port]", ip.value),
+                    ),
                 }
             }
             if let Some(a) = &spec.as_number {
@@ -368,7 +409,12 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                     "Self" => NextHopMode::SelfHop,
                     "Keep" => NextHopMode::Keep,
                     other => {
-                        ctx.field(m, &res, "spec.nextHopMode", format!("`{other}` is not Auto, Self or Keep"));
+                        ctx.field(
+                            m,
+                            &res,
+                            "spec.nextHopMode",
+                            format!("`{other}` is not Auto, Self or Keep"),
+                        );
                         NextHopMode::Auto
                     }
                 };
@@ -385,10 +431,18 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
             p.max_restart_time = spec.max_restart_time.as_deref().and_then(duration_secs);
             p.keepalive_time = spec.keepalive_time.as_deref().and_then(duration_secs);
             p.num_allowed_local_as = spec.num_allowed_local_as_numbers;
-            p.reverse_manual = spec.reverse_peering.as_ref().is_some_and(|r| r.value == "Manual");
+            p.reverse_manual = spec
+                .reverse_peering
+                .as_ref()
+                .is_some_and(|r| r.value == "Manual");
             if p.peer_ip.is_none() && p.peer_selector.is_none() {
                 if let Some(n) = &raw.metadata.name {
-                    ctx.field(n, &res, "spec.peerIP", "one of peerIP or peerSelector is required");
+                    ctx.field(
+                        n,
+                        &res,
+                        "spec.peerIP",
+                        "one of peerIP or peerSelector is required",
+                    );
                 }
                 return;
             }
@@ -404,9 +458,10 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
             if name != "default" && !name.is_empty() {
                 // Per-node overrides (node.<name>) only carry listenPort/log level.
                 if let Some(node) = name.strip_prefix("node.") {
-                    if let (Some(port), Some(n)) =
-                        (spec.listen_port, model.nodes.iter_mut().find(|n| n.name == node))
-                    {
+                    if let (Some(port), Some(n)) = (
+                        spec.listen_port,
+                        model.nodes.iter_mut().find(|n| n.name == node),
+                    ) {
                         n.listen_port = Some(port);
                     }
                 }
@@ -424,7 +479,10 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
             model.bgp.log_level = spec.log_severity_screen.map(|s| s.to_lowercase());
             model.bgp.bind_node_ip = spec.bind_mode.as_deref() == Some("NodeIP");
             model.bgp.ignored_interfaces = spec.ignored_interfaces.unwrap_or_default();
-            model.bgp.mesh_restart_time = spec.node_mesh_max_restart_time.as_deref().and_then(duration_secs);
+            model.bgp.mesh_restart_time = spec
+                .node_mesh_max_restart_time
+                .as_deref()
+                .and_then(duration_secs);
         }
         "BlockAffinity" | "blockAffinity" => {
             if spec.deleted.as_ref().is_some_and(|d| d.yes()) {
@@ -443,7 +501,12 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                 Some(s) => match AffinityState::parse(&s.value) {
                     Some(st) => st,
                     None => {
-                        ctx.field(s, &res, "spec.state", format!("`{}` is not pending, confirmed or pendingDeletion", s.value));
+                        ctx.field(
+                            s,
+                            &res,
+                            "spec.state",
+                            format!("`{}` is not pending, confirmed or pendingDeletion", s.value),
+                        );
                         return;
                     }
                 },
@@ -482,7 +545,11 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                     ips.push(net.addr());
                 }
             }
-            let ns = raw.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+            let ns = raw
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
             let wname = if name.is_empty() {
                 spec.pod
                     .clone()
@@ -542,7 +609,10 @@ pub fn parse_text(file: &Path, text: &str, model: &mut Model) -> Result<(), Rout
         let Some(first) = first else { continue };
         let parsed: Result<Vec<Raw>, _> = if first.starts_with('-') || first.starts_with('[') {
             serde_saphyr::from_str::<Vec<Raw>>(&doc)
-        } else if doc.contains("\nitems:") || doc.starts_with("items:") || first.starts_with("items:") {
+        } else if doc.contains("\nitems:")
+            || doc.starts_with("items:")
+            || first.starts_with("items:")
+        {
             serde_saphyr::from_str::<List>(&doc).map(|l| l.items)
         } else {
             serde_saphyr::from_str::<Raw>(&doc).map(|r| vec![r])
@@ -582,7 +652,9 @@ pub fn finish(model: &mut Model) {
     model.nodes.dedup_by(|a, b| a.name == b.name);
     model.pools.sort_by_key(|p| p.cidr);
     model.peers.sort_by(|a, b| a.name.cmp(&b.name));
-    model.affinities.sort_by(|a, b| (a.cidr, &a.node).cmp(&(b.cidr, &b.node)));
+    model
+        .affinities
+        .sort_by(|a, b| (a.cidr, &a.node).cmp(&(b.cidr, &b.node)));
     model.affinities.dedup();
     model.workloads.sort_by(|a, b| a.name.cmp(&b.name));
 }

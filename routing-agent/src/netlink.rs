@@ -36,7 +36,11 @@ pub fn if_name(index: u32) -> Option<String> {
     if p.is_null() {
         return None;
     }
-    Some(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// A route read from the kernel.
@@ -172,7 +176,8 @@ impl Netlink {
         // RouteProtocol::Other(n) normalises on parse only; emit the number as given.
         m.header.protocol = RouteProtocol::from(r.proto);
         if let Some(mtu) = r.mtu {
-            m.attributes.push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
+            m.attributes
+                .push(RouteAttribute::Metrics(vec![RouteMetric::Mtu(mtu)]));
         }
         Some(m)
     }

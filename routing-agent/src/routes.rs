@@ -33,9 +33,15 @@ impl Default for LocalSettings {
 pub enum RouteKind {
     Blackhole,
     /// `dev X scope link`.
-    Device { dev: String },
+    Device {
+        dev: String,
+    },
     /// `via GW dev X [onlink]`.
-    Via { gw: Ipv4Addr, dev: String, onlink: bool },
+    Via {
+        gw: Ipv4Addr,
+        dev: String,
+        onlink: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -113,7 +119,9 @@ pub fn desired_routes(model: &Model, node: &str, local: &LocalSettings) -> Vec<R
         if b.cidr.prefix_len() == 32 || b.state == AffinityState::PendingDeletion {
             continue;
         }
-        let agent = model.pool_of(&b.cidr).is_some_and(|p| p.agent_owns_routes());
+        let agent = model
+            .pool_of(&b.cidr)
+            .is_some_and(|p| p.agent_owns_routes());
         out.push(Route {
             dst: b.cidr,
             kind: RouteKind::Blackhole,

@@ -6,6 +6,7 @@
 //! - `ipam/blocks/<a-b-c-d-NN>.yaml`: `kind: IPAMBlock` (`spec.cidr`, `spec.affinity`,
 //!   `spec.allocations` = attribute index per ordinal or null, `spec.unallocated`,
 //!   `spec.attributes[].handle_id`, `spec.sequenceNumber`), Calico's AllocationBlock form.
+//!
 //! Handles are derived from the blocks. Files are replaced atomically (write + rename); a single
 //! writer is assumed (no compare-and-swap; the etcd datastore is a later feature).
 
@@ -107,10 +108,16 @@ impl DirStore {
                     field: field.into(),
                     message: m.into(),
                 };
-                let cidr: Ipv4Net = s.cidr.parse().map_err(|_| bad("spec.cidr", "not an IPv4 CIDR"))?;
+                let cidr: Ipv4Net = s
+                    .cidr
+                    .parse()
+                    .map_err(|_| bad("spec.cidr", "not an IPv4 CIDR"))?;
                 let size = 1usize << (32 - cidr.prefix_len());
                 if s.allocations.len() != size {
-                    return Err(bad("spec.allocations", "length does not match the block size"));
+                    return Err(bad(
+                        "spec.allocations",
+                        "length does not match the block size",
+                    ));
                 }
                 let mut allocations = Vec::with_capacity(size);
                 for a in &s.allocations {
@@ -120,7 +127,9 @@ impl DirStore {
                             s.attributes
                                 .get(*i)
                                 .and_then(|a| a.handle_id.clone())
-                                .ok_or_else(|| bad("spec.allocations", "attribute index out of range"))?,
+                                .ok_or_else(|| {
+                                    bad("spec.allocations", "attribute index out of range")
+                                })?,
                         ),
                     });
                 }

@@ -79,7 +79,13 @@ fn open_tun(name: &str) -> Result<OwnedFd, RoutingError> {
 }
 
 fn open_raw() -> Result<OwnedFd, RoutingError> {
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_IPIP) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_IPIP,
+        )
+    };
     if fd < 0 {
         return Err(last_os("socket(AF_INET, SOCK_RAW, 4)"));
     }
@@ -116,15 +122,21 @@ impl UserTunnel {
         let mut threads = Vec::new();
         {
             // TUN → encapsulate.
-            let (tun, raw, table, stats, stop) =
-                (tun.clone(), raw.clone(), table.clone(), stats.clone(), stop.clone());
+            let (tun, raw, table, stats, stop) = (
+                tun.clone(),
+                raw.clone(),
+                table.clone(),
+                stats.clone(),
+                stop.clone(),
+            );
             threads.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; 65536];
                 while !stop.load(Ordering::Relaxed) {
                     if !readable(tun.as_raw_fd(), 200) {
                         continue;
                     }
-                    let n = unsafe { libc::read(tun.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                    let n =
+                        unsafe { libc::read(tun.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
                     if n < 20 || buf[0] >> 4 != 4 {
                         continue;
                     }
@@ -167,7 +179,9 @@ impl UserTunnel {
                     if !readable(raw.as_raw_fd(), 200) {
                         continue;
                     }
-                    let n = unsafe { libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                    let n = unsafe {
+                        libc::recv(raw.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+                    };
                     if n < 20 {
                         continue;
                     }
@@ -176,7 +190,9 @@ impl UserTunnel {
                     if ihl < 20 || n < ihl + 20 || buf[9] != 4 || buf[ihl] >> 4 != 4 {
                         continue;
                     }
-                    let r = unsafe { libc::write(tun.as_raw_fd(), buf[ihl..].as_ptr().cast(), n - ihl) };
+                    let r = unsafe {
+                        libc::write(tun.as_raw_fd(), buf[ihl..].as_ptr().cast(), n - ihl)
+                    };
                     if r >= 0 {
                         stats.decapsulated.fetch_add(1, Ordering::Relaxed);
                     }
@@ -230,11 +246,23 @@ mod tests {
     #[test]
     fn longest_prefix_wins() {
         let t = vec![
-            ("10.244.2.0/26".parse().unwrap(), "198.18.0.2".parse().unwrap()),
-            ("10.244.2.5/32".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            (
+                "10.244.2.0/26".parse().unwrap(),
+                "198.18.0.2".parse().unwrap(),
+            ),
+            (
+                "10.244.2.5/32".parse().unwrap(),
+                "198.18.0.1".parse().unwrap(),
+            ),
         ];
-        assert_eq!(lookup(&t, "10.244.2.5".parse().unwrap()), Some("198.18.0.1".parse().unwrap()));
-        assert_eq!(lookup(&t, "10.244.2.6".parse().unwrap()), Some("198.18.0.2".parse().unwrap()));
+        assert_eq!(
+            lookup(&t, "10.244.2.5".parse().unwrap()),
+            Some("198.18.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            lookup(&t, "10.244.2.6".parse().unwrap()),
+            Some("198.18.0.2".parse().unwrap())
+        );
         assert_eq!(lookup(&t, "10.244.3.1".parse().unwrap()), None);
     }
 }

@@ -9,7 +9,9 @@ use routing_agent::routes::{self, LocalSettings};
 use std::path::{Path, PathBuf};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 fn model(name: &str) -> Model {
@@ -17,13 +19,20 @@ fn model(name: &str) -> Model {
 }
 
 fn golden(name: &str, actual: &str) {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("BLESS").is_some() {
         std::fs::write(&p, actual).unwrap();
         return;
     }
     let want = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    assert_eq!(actual, want, "golden {} differs (BLESS=1 to regenerate)", p.display());
+    assert_eq!(
+        actual,
+        want,
+        "golden {} differs (BLESS=1 to regenerate)",
+        p.display()
+    );
 }
 
 fn routes_text(m: &Model, node: &str) -> String {
@@ -45,11 +54,17 @@ fn ipip_always_routes_match_spec_table() {
     );
     // On n2 (owner of the block the borrowed IP came from) and n3: /32 via n1.
     let r2 = routes_text(&m, "n2");
-    assert!(r2.contains("10.244.2.5 via 198.18.0.1 dev tunl0 proto 80 onlink mtu 1480\n"), "{r2}");
+    assert!(
+        r2.contains("10.244.2.5 via 198.18.0.1 dev tunl0 proto 80 onlink mtu 1480\n"),
+        "{r2}"
+    );
     assert!(r2.contains("blackhole 10.244.2.0/26 proto 80\n"), "{r2}");
     let r3 = routes_text(&m, "n3");
     assert!(r3.contains("10.244.2.5 via 198.18.0.1 dev tunl0"), "{r3}");
-    assert!(!r3.contains("10.244.1.1"), "n1's own-block workload needs no /32 elsewhere: {r3}");
+    assert!(
+        !r3.contains("10.244.1.1"),
+        "n1's own-block workload needs no /32 elsewhere: {r3}"
+    );
     golden("mesh3-n1.routes", &r);
 }
 
@@ -75,11 +90,23 @@ fn cross_subnet_uses_tunl0_only_across_subnets() {
     // n3 moves to another subnet.
     m.nodes[2].ipv4 = Some("198.18.1.3/24".parse().unwrap());
     let r = routes_text(&m, "n1");
-    assert!(r.contains("10.244.2.0/26 via 198.18.0.2 dev eth0 proto 80 onlink\n"), "{r}");
-    assert!(r.contains("10.244.3.0/26 via 198.18.1.3 dev tunl0 proto 80 onlink mtu 1480\n"), "{r}");
+    assert!(
+        r.contains("10.244.2.0/26 via 198.18.0.2 dev eth0 proto 80 onlink\n"),
+        "{r}"
+    );
+    assert!(
+        r.contains("10.244.3.0/26 via 198.18.1.3 dev tunl0 proto 80 onlink mtu 1480\n"),
+        "{r}"
+    );
     let r3 = routes_text(&m, "n3");
-    assert!(r3.contains("10.244.1.0/26 via 198.18.0.1 dev tunl0"), "{r3}");
-    assert!(r3.contains("10.244.2.0/26 via 198.18.0.2 dev tunl0"), "{r3}");
+    assert!(
+        r3.contains("10.244.1.0/26 via 198.18.0.1 dev tunl0"),
+        "{r3}"
+    );
+    assert!(
+        r3.contains("10.244.2.0/26 via 198.18.0.2 dev tunl0"),
+        "{r3}"
+    );
 }
 
 #[test]
@@ -108,13 +135,22 @@ fn mesh_config_matches_spec_example() {
     let names: Vec<_> = p.iter().map(|p| (p.name(), p.passive)).collect();
     assert_eq!(
         names,
-        vec![("Mesh_198_18_0_2".to_string(), true), ("Mesh_198_18_0_3".to_string(), true)]
+        vec![
+            ("Mesh_198_18_0_2".to_string(), true),
+            ("Mesh_198_18_0_3".to_string(), true)
+        ]
     );
     // n2: active towards .1, passive towards .3; n3: both active.
     let p2 = bird::peerings(&m, m.node("n2").unwrap());
-    assert_eq!(p2.iter().map(|p| p.passive).collect::<Vec<_>>(), vec![false, true]);
+    assert_eq!(
+        p2.iter().map(|p| p.passive).collect::<Vec<_>>(),
+        vec![false, true]
+    );
     let p3 = bird::peerings(&m, m.node("n3").unwrap());
-    assert_eq!(p3.iter().map(|p| p.passive).collect::<Vec<_>>(), vec![false, false]);
+    assert_eq!(
+        p3.iter().map(|p| p.passive).collect::<Vec<_>>(),
+        vec![false, false]
+    );
     golden("mesh3-n1.cfg", &n1);
     for n in ["n1", "n2", "n3"] {
         let c = bird::render(&m, n, &BirdOptions::default()).unwrap();
@@ -145,7 +181,11 @@ fn route_reflector_config_matches_spec_example() {
             ("Node_198_18_0_2".to_string(), PeerKind::Node)
         ]
     );
-    assert_eq!(rr.matches("rr client;\n  rr cluster id 244.0.0.1;").count(), 2, "{rr}");
+    assert_eq!(
+        rr.matches("rr client;\n  rr cluster id 244.0.0.1;").count(),
+        2,
+        "{rr}"
+    );
     assert!(!rr.contains("Mesh_"));
     let c1 = bird::render(&m, "n1", &BirdOptions::default()).unwrap();
     let p1 = bird::peerings(&m, m.node("n1").unwrap());
@@ -153,7 +193,10 @@ fn route_reflector_config_matches_spec_example() {
     assert_eq!(p1[0].name(), "Node_198_18_0_3");
     assert!(!p1[0].passive);
     assert!(!c1.contains("rr client"));
-    assert!(c1.contains("  if ( net ~ 10.244.0.0/16 ) then { accept; }\n  accept;\n}"), "{c1}");
+    assert!(
+        c1.contains("  if ( net ~ 10.244.0.0/16 ) then { accept; }\n  accept;\n}"),
+        "{c1}"
+    );
     golden("rr-n3.cfg", &rr);
     golden("rr-n1.cfg", &c1);
     for c in [&rr, &c1] {
@@ -165,7 +208,9 @@ fn route_reflector_config_matches_spec_example() {
 fn two_reflectors_same_cluster_peer_plainly() {
     let mut m = model("rr.yaml");
     m.nodes[1].rr_cluster_id = Some("244.0.0.1".into());
-    m.nodes[1].labels.insert("route-reflector".into(), "true".into());
+    m.nodes[1]
+        .labels
+        .insert("route-reflector".into(), "true".into());
     let c = bird::render(&m, "n3", &BirdOptions::default()).unwrap();
     let block = c.split("protocol bgp Node_198_18_0_2").nth(1).unwrap();
     let block = block.split("\n}\n").next().unwrap();
@@ -215,12 +260,18 @@ fn load_errors_name_file_line_column_field() {
         "kind: Node\nmetadata: {name: a}\nspec: {bgp: {ipv4Address: 198.18.0.1/24}}\n---\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.244.0.0/99\n  ipipMode: Sometimes\n",
     )
     .unwrap();
-    let e = load::load_paths(&[f.clone()]).unwrap_err().to_string();
+    let e = load::load_paths(std::slice::from_ref(&f)).unwrap_err().to_string();
     let fs = f.display().to_string();
-    assert!(e.contains(&format!("{fs}:9:9: IPPool p: field `spec.cidr`")), "{e}");
-    assert!(e.contains(&format!("{fs}:10:13: IPPool p: field `spec.ipipMode`")), "{e}");
+    assert!(
+        e.contains(&format!("{fs}:9:9: IPPool p: field `spec.cidr`")),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("{fs}:10:13: IPPool p: field `spec.ipipMode`")),
+        "{e}"
+    );
     std::fs::write(&f, "kind: Node\nmetadata: {name: [\n").unwrap();
-    let e = load::load_paths(&[f.clone()]).unwrap_err().to_string();
+    let e = load::load_paths(std::slice::from_ref(&f)).unwrap_err().to_string();
     assert!(e.starts_with(&format!("{fs}:")), "{e}");
 }
 
@@ -228,4 +279,24 @@ fn load_errors_name_file_line_column_field() {
 fn unknown_node_is_an_error() {
     let m = model("mesh3.yaml");
     assert!(bird::render(&m, "nope", &BirdOptions::default()).is_err());
+}
+
+#[test]
+fn policy_ir_resources_convert_to_the_same_model() {
+    for f in ["mesh3.yaml", "rr.yaml", "tor.yaml"] {
+        let pm = policy_ir::Model::load(&[data(f)]).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let converted = routing_agent::from_ir::from_resources(pm.resources()).unwrap();
+        let mine = model(f);
+        assert_eq!(converted.nodes, mine.nodes, "{f}");
+        assert_eq!(converted.pools, mine.pools, "{f}");
+        assert_eq!(converted.peers, mine.peers, "{f}");
+        assert_eq!(converted.affinities, mine.affinities, "{f}");
+        assert_eq!(converted.bgp, mine.bgp, "{f}");
+        for n in &mine.nodes {
+            assert_eq!(
+                bird::render(&converted, &n.name, &BirdOptions::default()).unwrap(),
+                bird::render(&mine, &n.name, &BirdOptions::default()).unwrap()
+            );
+        }
+    }
 }

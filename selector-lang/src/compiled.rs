@@ -1,8 +1,9 @@
 //! Compiled evaluation: label keys and values are interned into integer IDs by a
 //! [`LabelTable`]; label maps are compiled once into [`CompiledLabels`] (a dense vector indexed
 //! by key ID, or a sorted `(key, value)` array when the key space is sparse), and selectors into
-//! a [`CompiledSelector`], a short linear program with forward jumps for `&&`/`||`
-//! short-circuiting. [`CompiledSelector::matches`] does no allocation and no string hashing;
+//! a [`CompiledSelector`], a branching program: one instruction per leaf test, each naming
+//! where to continue when it is true and when it is false (`!` swaps the targets, `&&` / `||`
+//! chain them, so short-circuiting costs nothing extra). [`CompiledSelector::matches`] does no allocation and no string hashing;
 //! only `contains` / `starts with` / `ends with` look at string bytes.
 //!
 //! ```
@@ -139,28 +140,38 @@ impl LabelTable {
         let mut c = CompiledSelector {
             table: self.id,
             prog: Vec::new(),
+            entry: 0,
             sets: Vec::new(),
             needles: Vec::new(),
-            restrictions: Vec::new(),
+            plan: Plan::Scan,
+            exact: false,
             impossible: false,
         };
-        self.emit(sel.root(), &mut c);
-        for (k, r) in sel.label_restrictions() {
-            if !r.must_be_present {
-                continue;
-            }
-            let vals = r.must_have_one_of_values.map(|vs| {
-                let mut ids: Vec<u32> = vs.iter().map(|v| self.intern_value(v)).collect();
-                ids.sort_unstable();
-                ids
-            });
-            if matches!(&vals, Some(v) if v.is_empty()) {
-                c.impossible = true;
-            }
-            let k = self.intern_key(&k);
-            c.restrictions.push((k, vals));
-        }
+        c.entry = self.emit(sel.root(), ACCEPT, REJECT, &mut c);
+        c.plan = self.plan(sel.root());
+        c.exact = is_exact(sel.root());
+        c.impossible = sel
+            .label_restrictions()
+            .values()
+            .any(|r| matches!(&r.must_have_one_of_values, Some(v) if v.is_empty()));
         c
+    }
+
+    fn plan(&mut self, n: &Node) -> Plan {
+        match n {
+            Node::Has(k) | Node::Contains(k, _) | Node::StartsWith(k, _) | Node::EndsWith(k, _) => {
+                Plan::Key(self.intern_key(k))
+            }
+            Node::Eq(k, v) => Plan::Values(self.intern_key(k), vec![self.intern_value(v)]),
+            Node::In(_, vals) if vals.is_empty() => Plan::Nothing,
+            Node::In(k, vals) => {
+                let k = self.intern_key(k);
+                Plan::Values(k, vals.iter().map(|v| self.intern_value(v)).collect())
+            }
+            Node::And(ops) => Plan::And(ops.iter().map(|o| grow(|| self.plan(o))).collect()),
+            Node::Or(ops) => Plan::Or(ops.iter().map(|o| grow(|| self.plan(o))).collect()),
+            Node::All | Node::Global | Node::Ne(..) | Node::NotIn(..) | Node::Not(_) => Plan::Scan,
+        }
     }
 
     fn set_ids(&mut self, vals: &[String], c: &mut CompiledSelector) -> (u32, u32) {
@@ -176,56 +187,60 @@ impl LabelTable {
         (c.needles.len() - 1) as u32
     }
 
-    fn emit(&mut self, n: &Node, c: &mut CompiledSelector) {
-        let inst = match n {
-            Node::All | Node::Global => Inst::True,
-            Node::Has(k) => Inst::Has(self.intern_key(k)),
-            Node::Eq(k, v) => Inst::Eq(self.intern_key(k), self.intern_value(v)),
-            Node::Ne(k, v) => Inst::Ne(self.intern_key(k), self.intern_value(v)),
-            Node::Contains(k, v) => Inst::Contains(self.intern_key(k), Self::needle(v, c)),
-            Node::StartsWith(k, v) => Inst::StartsWith(self.intern_key(k), Self::needle(v, c)),
-            Node::EndsWith(k, v) => Inst::EndsWith(self.intern_key(k), Self::needle(v, c)),
+    /// Compiles `n` so that evaluation continues at `on_true` / `on_false` (instruction
+    /// indices or [`ACCEPT`] / [`REJECT`]); returns the entry instruction. `!` swaps the two
+    /// targets, `&&` and `||` chain their operands, so only leaves become instructions.
+    fn emit(&mut self, n: &Node, on_true: u32, on_false: u32, c: &mut CompiledSelector) -> u32 {
+        let op = match n {
+            Node::All | Node::Global => Op::True,
+            Node::Has(k) => Op::Has(self.intern_key(k)),
+            Node::Eq(k, v) => Op::Eq(self.intern_key(k), self.intern_value(v)),
+            Node::Ne(k, v) => Op::Ne(self.intern_key(k), self.intern_value(v)),
+            Node::Contains(k, v) => Op::Contains(self.intern_key(k), Self::needle(v, c)),
+            Node::StartsWith(k, v) => Op::StartsWith(self.intern_key(k), Self::needle(v, c)),
+            Node::EndsWith(k, v) => Op::EndsWith(self.intern_key(k), Self::needle(v, c)),
             Node::In(k, vals) => {
                 let k = self.intern_key(k);
                 let (s, l) = self.set_ids(vals, c);
-                Inst::In(k, s, l)
+                Op::In(k, s, l)
             }
             Node::NotIn(k, vals) => {
                 let k = self.intern_key(k);
                 let (s, l) = self.set_ids(vals, c);
-                Inst::NotIn(k, s, l)
+                Op::NotIn(k, s, l)
             }
-            Node::Not(inner) => {
-                grow(|| self.emit(inner, c));
-                Inst::Not
+            Node::Not(inner) => return grow(|| self.emit(inner, on_false, on_true, c)),
+            Node::And(ops) => {
+                let mut next = on_true;
+                for op in ops.iter().rev() {
+                    next = grow(|| self.emit(op, next, on_false, c));
+                }
+                return next;
             }
-            Node::And(ops) | Node::Or(ops) => {
-                let is_and = matches!(n, Node::And(_));
-                let mut fixups = Vec::with_capacity(ops.len() - 1);
-                for (i, op) in ops.iter().enumerate() {
-                    grow(|| self.emit(op, c));
-                    if i + 1 < ops.len() {
-                        fixups.push(c.prog.len());
-                        c.prog.push(if is_and {
-                            Inst::JumpIfFalse(0)
-                        } else {
-                            Inst::JumpIfTrue(0)
-                        });
-                    }
+            Node::Or(ops) => {
+                let mut next = on_false;
+                for op in ops.iter().rev() {
+                    next = grow(|| self.emit(op, on_true, next, c));
                 }
-                let end = c.prog.len() as u32;
-                for f in fixups {
-                    c.prog[f] = match c.prog[f] {
-                        Inst::JumpIfFalse(_) => Inst::JumpIfFalse(end),
-                        _ => Inst::JumpIfTrue(end),
-                    };
-                }
-                return;
+                return next;
             }
         };
-        c.prog.push(inst);
+        let id = u32::try_from(c.prog.len())
+            .ok()
+            .filter(|&id| id < REJECT)
+            .expect("selector program too large");
+        c.prog.push(Inst {
+            op,
+            on_true,
+            on_false,
+        });
+        id
     }
 }
+
+/// Evaluation targets past the end of the program.
+const ACCEPT: u32 = u32::MAX;
+const REJECT: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone)]
 enum Repr {
@@ -275,8 +290,43 @@ impl CompiledLabels {
     }
 }
 
+/// Where a selector's matches can be found: a superset of them, in terms of posting lists.
+#[derive(Debug, Clone)]
+pub(crate) enum Plan {
+    /// Any map may match.
+    Scan,
+    /// Only maps with this key.
+    Key(u32),
+    /// Only maps with this key and one of these values.
+    Values(u32, Vec<u32>),
+    /// No map matches (`k in {}`).
+    Nothing,
+    /// Candidates of any one operand suffice.
+    And(Vec<Plan>),
+    /// Union of the operands' candidates.
+    Or(Vec<Plan>),
+}
+
+/// True if the candidates of the node's plan are exactly its matches.
+fn is_exact(n: &Node) -> bool {
+    match n {
+        Node::Has(_) | Node::Eq(..) => true,
+        Node::In(_, vals) => !vals.is_empty(),
+        Node::Or(ops) => ops.iter().all(|o| grow(|| is_exact(o))),
+        _ => false,
+    }
+}
+
+/// One test on a label; the branching program continues at `on_true` or `on_false`.
 #[derive(Debug, Clone, Copy)]
-enum Inst {
+struct Inst {
+    op: Op,
+    on_true: u32,
+    on_false: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
     True,
     Has(u32),
     Eq(u32, u32),
@@ -288,9 +338,6 @@ enum Inst {
     Contains(u32, u32),
     StartsWith(u32, u32),
     EndsWith(u32, u32),
-    Not,
-    JumpIfFalse(u32),
-    JumpIfTrue(u32),
 }
 
 /// A selector compiled against a [`LabelTable`].
@@ -298,10 +345,13 @@ enum Inst {
 pub struct CompiledSelector {
     table: u64,
     prog: Vec<Inst>,
+    entry: u32,
     sets: Vec<u32>,
     needles: Vec<Box<str>>,
-    /// Labels that must be present, with the value IDs they must have one of (sorted), if known.
-    pub(crate) restrictions: Vec<(u32, Option<Vec<u32>>)>,
+    /// How the index finds candidates (see [`crate::index`]).
+    pub(crate) plan: Plan,
+    /// The plan's candidates are exactly the matches (no verification needed).
+    pub(crate) exact: bool,
     /// Some label must have one of zero values: the selector matches nothing.
     pub(crate) impossible: bool,
 }
@@ -309,7 +359,7 @@ pub struct CompiledSelector {
 #[inline]
 fn in_set(set: &[u32], v: u32) -> bool {
     if set.len() <= 8 {
-        set.contains(&v)
+        set.iter().fold(false, |a, &x| a | (x == v))
     } else {
         set.binary_search(&v).is_ok()
     }
@@ -328,51 +378,49 @@ impl CompiledSelector {
 
     #[inline]
     pub(crate) fn eval(&self, l: &CompiledLabels, table: &LabelTable) -> bool {
+        // One monomorphic copy of the interpreter per label representation, so the lookup in
+        // the inner loop is a plain indexed load (dense) or a short scan (sparse).
+        match &l.repr {
+            Repr::Dense(d) => self.run(table, |k| match d.get(k as usize) {
+                Some(&v) if v != NONE => Some(v),
+                _ => None,
+            }),
+            Repr::Sparse(_) => self.run(table, |k| l.get(k)),
+        }
+    }
+
+    #[inline(always)]
+    fn run(&self, table: &LabelTable, get: impl Fn(u32) -> Option<u32>) -> bool {
         let prog = &self.prog[..];
-        let mut acc = true;
-        let mut pc = 0usize;
-        while let Some(inst) = prog.get(pc) {
-            acc = match *inst {
-                Inst::True => true,
-                Inst::Has(k) => l.get(k).is_some(),
-                Inst::Eq(k, v) => l.get(k) == Some(v),
-                Inst::Ne(k, v) => l.get(k) != Some(v),
-                Inst::In(k, s, n) => match l.get(k) {
+        let mut pc = self.entry;
+        while pc < REJECT {
+            let inst = &prog[pc as usize];
+            let r = match inst.op {
+                Op::True => true,
+                Op::Has(k) => get(k).is_some(),
+                Op::Eq(k, v) => get(k) == Some(v),
+                Op::Ne(k, v) => get(k) != Some(v),
+                Op::In(k, s, n) => match get(k) {
                     Some(v) => in_set(&self.sets[s as usize..(s + n) as usize], v),
                     None => false,
                 },
-                Inst::NotIn(k, s, n) => match l.get(k) {
+                Op::NotIn(k, s, n) => match get(k) {
                     Some(v) => !in_set(&self.sets[s as usize..(s + n) as usize], v),
                     None => true,
                 },
-                Inst::Contains(k, n) => l
-                    .get(k)
-                    .is_some_and(|v| table.value(v).contains(&*self.needles[n as usize])),
-                Inst::StartsWith(k, n) => l
-                    .get(k)
-                    .is_some_and(|v| table.value(v).starts_with(&*self.needles[n as usize])),
-                Inst::EndsWith(k, n) => l
-                    .get(k)
-                    .is_some_and(|v| table.value(v).ends_with(&*self.needles[n as usize])),
-                Inst::Not => !acc,
-                Inst::JumpIfFalse(t) => {
-                    if !acc {
-                        pc = t as usize;
-                        continue;
-                    }
-                    acc
+                Op::Contains(k, n) => {
+                    get(k).is_some_and(|v| table.value(v).contains(&*self.needles[n as usize]))
                 }
-                Inst::JumpIfTrue(t) => {
-                    if acc {
-                        pc = t as usize;
-                        continue;
-                    }
-                    acc
+                Op::StartsWith(k, n) => {
+                    get(k).is_some_and(|v| table.value(v).starts_with(&*self.needles[n as usize]))
+                }
+                Op::EndsWith(k, n) => {
+                    get(k).is_some_and(|v| table.value(v).ends_with(&*self.needles[n as usize]))
                 }
             };
-            pc += 1;
+            pc = if r { inst.on_true } else { inst.on_false };
         }
-        acc
+        pc == ACCEPT
     }
 
     pub(crate) fn same_table(&self, t: &LabelTable) -> bool {

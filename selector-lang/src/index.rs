@@ -29,7 +29,7 @@
 
 use std::collections::HashMap;
 
-use crate::compiled::{CompiledLabels, CompiledSelector, LabelTable};
+use crate::compiled::{CompiledLabels, CompiledSelector, LabelTable, Plan};
 use crate::Selector;
 
 #[derive(Debug, Default, Clone)]
@@ -161,47 +161,98 @@ impl SelectorIndex {
     /// order, each exactly once.
     pub fn matches<'a>(&'a self, sel: &'a CompiledSelector) -> Matches<'a> {
         // Checked once here rather than per candidate.
+        // Candidates come from the cheapest operand of each `&&` and the union of all operands
+        // of each `||`; `None` means "scan".
         assert!(
             sel.same_table(&self.table),
             "selector was compiled against another LabelTable; use SelectorIndex::compile"
         );
         let src = if sel.impossible {
-            Source::Lists(Vec::new())
+            Source::Lists(Vec::new(), None)
         } else {
-            let mut best: Option<(usize, Vec<&'a [u32]>)> = None;
-            for (k, vals) in &sel.restrictions {
-                let kp = self.postings.get(*k as usize);
-                let lists: Vec<&'a [u32]> = match (kp, vals) {
-                    (None, _) => Vec::new(),
-                    (Some(kp), None) => vec![&kp.all[..]],
-                    (Some(kp), Some(vs)) => vs
-                        .iter()
-                        .filter_map(|v| kp.by_value.get(v).map(|l| &l[..]))
-                        .collect(),
-                };
-                let cost: usize = lists.iter().map(|l| l.len()).sum();
-                if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                    best = Some((cost, lists));
+            match self.resolve(&sel.plan) {
+                // A candidate set as large as the index is no better than a scan.
+                Some(c) if c.cost < self.live => {
+                    let seen = if c.disjoint {
+                        None
+                    } else {
+                        Some(vec![0u64; self.slots.len().div_ceil(64)])
+                    };
+                    Source::Lists(c.lists, seen)
                 }
-            }
-            match best {
-                Some((_, lists)) => Source::Lists(lists),
-                None => Source::Scan,
+                _ => Source::Scan,
             }
         };
+        let verify = !(sel.exact && matches!(src, Source::Lists(..)));
         Matches {
             idx: self,
             sel,
             src,
+            verify,
             list: 0,
             pos: 0,
         }
     }
 }
 
+struct Candidates<'a> {
+    cost: usize,
+    lists: Vec<&'a [u32]>,
+    /// No ID occurs twice across `lists`.
+    disjoint: bool,
+}
+
+impl SelectorIndex {
+    fn resolve<'a>(&'a self, plan: &Plan) -> Option<Candidates<'a>> {
+        let lists: Vec<&'a [u32]> = match plan {
+            Plan::Scan => return None,
+            Plan::Nothing => Vec::new(),
+            Plan::Key(k) => self
+                .postings
+                .get(*k as usize)
+                .map(|kp| vec![&kp.all[..]])
+                .unwrap_or_default(),
+            // A map has one value per key, so the value lists of one key are disjoint.
+            Plan::Values(k, vs) => match self.postings.get(*k as usize) {
+                Some(kp) => vs
+                    .iter()
+                    .filter_map(|v| kp.by_value.get(v).map(|l| &l[..]))
+                    .collect(),
+                None => Vec::new(),
+            },
+            Plan::And(ops) => {
+                return ops
+                    .iter()
+                    .filter_map(|o| self.resolve(o))
+                    .min_by_key(|c| c.cost)
+            }
+            Plan::Or(ops) => {
+                let mut all = Candidates {
+                    cost: 0,
+                    lists: Vec::new(),
+                    disjoint: ops.len() <= 1,
+                };
+                for o in ops {
+                    let c = self.resolve(o)?;
+                    all.cost += c.cost;
+                    all.disjoint &= c.disjoint;
+                    all.lists.extend(c.lists);
+                }
+                return Some(all);
+            }
+        };
+        Some(Candidates {
+            cost: lists.iter().map(|l| l.len()).sum(),
+            lists,
+            disjoint: true,
+        })
+    }
+}
+
 enum Source<'a> {
     Scan,
-    Lists(Vec<&'a [u32]>),
+    /// Posting lists to walk, and a bitmap of IDs already returned when they may overlap.
+    Lists(Vec<&'a [u32]>, Option<Vec<u64>>),
 }
 
 /// Iterator returned by [`SelectorIndex::matches`].
@@ -209,6 +260,7 @@ pub struct Matches<'a> {
     idx: &'a SelectorIndex,
     sel: &'a CompiledSelector,
     src: Source<'a>,
+    verify: bool,
     list: usize,
     pos: usize,
 }
@@ -218,7 +270,7 @@ impl Iterator for Matches<'_> {
 
     fn next(&mut self) -> Option<usize> {
         let table = &self.idx.table;
-        match &self.src {
+        match &mut self.src {
             Source::Scan => {
                 while self.pos < self.idx.slots.len() {
                     let id = self.pos;
@@ -231,10 +283,20 @@ impl Iterator for Matches<'_> {
                 }
                 None
             }
-            Source::Lists(lists) => {
+            Source::Lists(lists, seen) => {
                 while let Some(list) = lists.get(self.list) {
                     while let Some(&id) = list.get(self.pos) {
                         self.pos += 1;
+                        if let Some(seen) = seen {
+                            let (w, b) = (id as usize / 64, 1u64 << (id % 64));
+                            if seen[w] & b != 0 {
+                                continue;
+                            }
+                            seen[w] |= b;
+                        }
+                        if !self.verify {
+                            return Some(id as usize);
+                        }
                         let l = self.idx.slots[id as usize]
                             .as_ref()
                             .expect("posting lists only hold live maps");

@@ -16,9 +16,10 @@ use crate::ParseError;
 #[grammar = "selector.pest"]
 struct Grammar;
 
-/// Parses with the pest grammar. Deeply nested input is parsed on a large, heap-allocated stack.
+/// Parses with the pest grammar. With less than 1 MiB of stack left, parses on a fresh 64 MiB
+/// heap-allocated stack (pest recurses once per nesting level).
 pub fn parse_node(input: &str) -> Result<Node, ParseError> {
-    stacker::grow(64 << 20, || parse_inner(input))
+    stacker::maybe_grow(1 << 20, 64 << 20, || parse_inner(input))
 }
 
 fn parse_inner(input: &str) -> Result<Node, ParseError> {

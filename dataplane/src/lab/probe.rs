@@ -63,7 +63,9 @@ pub struct ProbeOutcome {
     pub detail: String,
 }
 
-type SctpKey = (Ipv4Addr, Ipv4Addr, u32);
+/// (destination, initiate tag): the source may be rewritten on the way (natOutgoing
+/// MASQUERADE), the tag is not.
+type SctpKey = (Ipv4Addr, u32);
 
 #[derive(Default)]
 struct SctpSeen {
@@ -240,20 +242,19 @@ fn sctp_receiver(stop: Arc<AtomicBool>, seen: Arc<SctpSeen>) -> Result<Box<dyn F
     }))
 }
 
-/// (source, destination, initiate tag) of an IPv4 packet carrying an SCTP INIT chunk.
+/// (destination, initiate tag) of an IPv4 packet carrying an SCTP INIT chunk.
 fn parse_sctp_init(pkt: &[u8]) -> Option<SctpKey> {
     if pkt.len() < 20 || pkt[0] >> 4 != 4 || pkt[9] != 132 {
         return None;
     }
     let ihl = usize::from(pkt[0] & 0x0f) * 4;
-    let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
     let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
     let sctp = pkt.get(ihl..)?;
     if sctp.len() < 12 + 20 || sctp[12] != 1 {
         return None;
     }
     let tag = u32::from_be_bytes([sctp[16], sctp[17], sctp[18], sctp[19]]);
-    Some((src, dst, tag))
+    Some((dst, tag))
 }
 
 /// An SCTP packet (common header + INIT chunk) with a valid CRC32c.
@@ -436,7 +437,7 @@ pub fn probe_here(
             let pkt = sctp_init_packet(src_port, p.port, tag);
             s.send_to(&pkt, &SocketAddrV4::new(p.dst, 0).into())
                 .map_err(io_err(format!("sctp probe {} -> {dst}", p.src)))?;
-            let key = (p.src, p.dst, tag);
+            let key = (p.dst, tag);
             let deadline = Instant::now() + timeout;
             let mut seen = listeners.sctp.seen.lock().expect("sctp lock");
             loop {

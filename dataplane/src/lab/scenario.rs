@@ -267,6 +267,32 @@ pub fn run_scenario(
     Ok(report)
 }
 
+/// The oracle's reason for the side that decided: the denying side of a deny, else the
+/// destination's (or the source's when the destination is not a Calico endpoint).
+fn deciding_reason(r: &LabResult) -> String {
+    let side = |v: &serde_json::Value| -> (String, String, String) {
+        (
+            v["verdict"].as_str().unwrap_or_default().to_string(),
+            v["decided_by"].as_str().unwrap_or_default().to_string(),
+            v["reason"].as_str().unwrap_or_default().to_string(),
+        )
+    };
+    let (ev, _, er) = side(&r.egress);
+    let (iv, idec, ir) = side(&r.ingress);
+    let pick = if r.oracle == "deny" {
+        if ev == "deny" {
+            er
+        } else {
+            ir
+        }
+    } else if iv == "allow" && idec == "not-calico-endpoint" {
+        er
+    } else {
+        ir
+    };
+    pick
+}
+
 /// The connectivity matrix for people: one line per probe, kernel beside oracle.
 pub fn render_report(report: &LabReport, color: bool) -> String {
     use std::fmt::Write as _;
@@ -277,13 +303,14 @@ pub fn render_report(report: &LabReport, color: bool) -> String {
             s.to_string()
         }
     };
-    let mut rows: Vec<[String; 6]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "FROM".into(),
         "TO".into(),
         "PROBE".into(),
         "KERNEL".into(),
         "ORACLE".into(),
         "".into(),
+        "DECIDED BY (oracle)".into(),
     ]];
     for r in &report.probes {
         let probe = match r.port {
@@ -301,9 +328,10 @@ pub fn render_report(report: &LabReport, color: bool) -> String {
             } else {
                 "DISAGREE".into()
             },
+            deciding_reason(r),
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for row in &rows {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.len());

@@ -79,7 +79,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -101,3 +103,4 @@ impl Drop for Proc {
         let _ = self.0.wait();
     }
 }
+pub mod lab;

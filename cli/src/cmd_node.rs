@@ -86,7 +86,10 @@ fn target(netns: &Option<String>) -> Target {
     }
 }
 
-fn read_state(current: &Option<PathBuf>, netns: &Option<String>) -> anyhow::Result<(Current, String)> {
+fn read_state(
+    current: &Option<PathBuf>,
+    netns: &Option<String>,
+) -> anyhow::Result<(Current, String)> {
     match current {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -249,6 +252,10 @@ pub fn run_lab(args: LabArgs) -> anyhow::Result<ExitCode> {
             for (node, ns) in &report.namespaces {
                 println!("kept: node {node} in netns {ns} (ip netns exec {ns} iptables-save)");
             }
+            println!(
+                "remove with: for n in $(ip netns list | awk '/^{}-/{{print $1}}'); do ip netns del $n; done",
+                report.prefix
+            );
         }
     }
     Ok(if report.disagreements == 0 {

@@ -10,6 +10,6 @@ pub mod netns;
 
 pub use error::{DataplaneError, Result};
 pub mod apply;
+pub mod model;
 pub mod plan;
 pub mod state;
-pub mod model;

@@ -13,7 +13,10 @@ use crate::state::Desired;
 pub fn desired_for(model: &Model, node: &str) -> Result<Desired, String> {
     let nodes = model.nodes();
     if !nodes.iter().any(|n| n == node) {
-        return Err(format!("unknown node `{node}` (known: {})", nodes.join(", ")));
+        return Err(format!(
+            "unknown node `{node}` (known: {})",
+            nodes.join(", ")
+        ));
     }
     let rs = iptables_backend::render(&model.node_ir(node));
     let problems = iptables_backend::graph::check(&rs);
@@ -34,7 +37,10 @@ pub struct ModelScenario<'a> {
 
 impl Scenario for ModelScenario<'_> {
     fn resolve(&self, spec: &str) -> Result<Resolved, String> {
-        let a = self.model.resolve_address(spec).map_err(|e| e.to_string())?;
+        let a = self
+            .model
+            .resolve_address(spec)
+            .map_err(|e| e.to_string())?;
         match a.endpoint {
             None => Ok(Resolved::Outside { addr: a.ip }),
             Some(ep) if ep.host_endpoint => Err(format!(

@@ -106,11 +106,21 @@ fn seed_tenant_kernel_agrees_with_oracle() {
             .clone()
     };
     assert_eq!(
-        find("slave1-frontend1", "slave1-frontend2", ProbeProto::Tcp, Some(80)),
+        find(
+            "slave1-frontend1",
+            "slave1-frontend2",
+            ProbeProto::Tcp,
+            Some(80)
+        ),
         "allow"
     );
     assert_eq!(
-        find("slave1-frontend2", "slave1-frontend1", ProbeProto::Tcp, Some(3306)),
+        find(
+            "slave1-frontend2",
+            "slave1-frontend1",
+            ProbeProto::Tcp,
+            Some(3306)
+        ),
         "allow"
     );
     assert_eq!(
@@ -128,7 +138,11 @@ fn every_golden_case_kernel_agrees_with_oracle() {
         .filter(|p| p.join("input.yaml").exists())
         .collect();
     cases.sort();
-    assert!(!cases.is_empty(), "no golden cases found in {}", dir.display());
+    assert!(
+        !cases.is_empty(),
+        "no golden cases found in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     let mut probed = 0;
     for case in &cases {

@@ -250,7 +250,10 @@ fn the_scenario_runner_puts_kernel_beside_oracle_and_cleans_up() {
     .unwrap();
     let report = run_scenario(&HandModel, &probes, &LabOptions::default()).expect("scenario");
     let verdicts: Vec<&str> = report.probes.iter().map(|r| r.verdict.as_str()).collect();
-    assert_eq!(verdicts, ["deny", "allow", "allow", "allow", "allow", "allow"]);
+    assert_eq!(
+        verdicts,
+        ["deny", "allow", "allow", "allow", "allow", "allow"]
+    );
     assert_eq!(report.disagreements, 0, "{report:#?}");
     let ns = report.namespaces["n1"].clone();
     let list = dataplane::netns::Target::Current

@@ -40,6 +40,10 @@ pub struct LabelIndex {
     by_key: HashMap<String, Vec<String>>,
     by_value: HashMap<(String, String), Vec<String>>,
     scan: Vec<String>,
+    /// How many entities carry each key and each (key, value): to file selectors under their
+    /// most selective label.
+    key_count: HashMap<String, usize>,
+    value_count: HashMap<(String, String), usize>,
 }
 
 fn remove_uid(list: &mut Vec<String>, uid: &str) {
@@ -73,17 +77,22 @@ impl LabelIndex {
         let members: HashSet<usize> = self.idx.matches(&compiled).collect();
         let restrictions = sel.label_restrictions();
         let mut best: Option<(String, Option<Vec<String>>)> = None;
+        let mut best_cost = usize::MAX;
         for (k, r) in restrictions {
             if !r.must_be_present {
                 continue;
             }
-            let better = match (&best, &r.must_have_one_of_values) {
-                (None, _) => true,
-                (Some((_, None)), Some(_)) => true,
-                (Some((_, Some(a))), Some(b)) => b.len() < a.len(),
-                _ => false,
+            // Cost: how many entities carry the label (values), i.e. how many relabels
+            // would re-check this selector.
+            let cost = match &r.must_have_one_of_values {
+                None => self.key_count.get(&k).copied().unwrap_or(0).saturating_mul(4).saturating_add(1),
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| self.value_count.get(&(k.clone(), v.clone())).copied().unwrap_or(0) + 1)
+                    .sum(),
             };
-            if better {
+            if cost < best_cost {
+                best_cost = cost;
                 best = Some((k, r.must_have_one_of_values));
             }
         }
@@ -162,6 +171,22 @@ impl LabelIndex {
     /// Sets the labels of `entity` (adding it if new) and returns the membership deltas.
     pub fn upsert(&mut self, entity: usize, labels: &BTreeMap<String, String>) -> Vec<Delta> {
         let old = self.idx.set(entity, labels.iter());
+        if let Some(old) = &old {
+            let t = self.idx.table();
+            for (k, v) in old.iter() {
+                let (k, v) = (t.key(k).to_string(), t.value(v).to_string());
+                if let Some(c) = self.key_count.get_mut(&k) {
+                    *c = c.saturating_sub(1);
+                }
+                if let Some(c) = self.value_count.get_mut(&(k, v)) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+        }
+        for (k, v) in labels {
+            *self.key_count.entry(k.clone()).or_default() += 1;
+            *self.value_count.entry((k.clone(), v.clone())).or_default() += 1;
+        }
         let mut pairs: Vec<(String, String)> = labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -208,6 +233,14 @@ impl LabelIndex {
             .iter()
             .map(|(k, v)| (t.key(k).to_string(), t.value(v).to_string()))
             .collect();
+        for (k, v) in &pairs {
+            if let Some(c) = self.key_count.get_mut(k) {
+                *c = c.saturating_sub(1);
+            }
+            if let Some(c) = self.value_count.get_mut(&(k.clone(), v.clone())) {
+                *c = c.saturating_sub(1);
+            }
+        }
         let mut cands = HashSet::new();
         self.candidates(&pairs, &mut cands);
         cands.extend(self.scan.iter().cloned());

@@ -20,6 +20,7 @@ pub mod model;
 pub mod oracle;
 pub mod resolve;
 pub mod resources;
+pub mod synth;
 pub mod v1;
 pub mod validate;
 pub mod yaml;

@@ -9,17 +9,17 @@
 use pest::iterators::Pair;
 use pest::Parser;
 
-use crate::ast::{to_set, Node};
+use crate::ast::{grow, to_set, Node};
 use crate::ParseError;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "selector.pest"]
 struct Grammar;
 
-/// Parses with the pest grammar. With less than 1 MiB of stack left, parses on a fresh 64 MiB
-/// heap-allocated stack (pest recurses once per nesting level).
+/// Parses with the pest grammar. With less than 16 MiB of stack left, parses on a fresh 256 MiB
+/// heap-allocated (lazily committed) stack: pest recurses several frames per nesting level.
 pub fn parse_node(input: &str) -> Result<Node, ParseError> {
-    stacker::maybe_grow(1 << 20, 64 << 20, || parse_inner(input))
+    stacker::maybe_grow(16 << 20, 256 << 20, || parse_inner(input))
 }
 
 fn parse_inner(input: &str) -> Result<Node, ParseError> {
@@ -46,7 +46,7 @@ fn build(p: Pair<'_, Rule>) -> Node {
     match p.as_rule() {
         Rule::or_expr | Rule::and_expr => {
             let is_or = p.as_rule() == Rule::or_expr;
-            let mut ops: Vec<Node> = p.into_inner().map(build).collect();
+            let mut ops: Vec<Node> = p.into_inner().map(|c| grow(|| build(c))).collect();
             if ops.len() == 1 {
                 ops.pop().expect("one operand")
             } else if is_or {

@@ -128,6 +128,8 @@ pub struct LabReport {
     pub disagreements: usize,
     /// Node name → namespace name (useful with `--keep`).
     pub namespaces: BTreeMap<String, String>,
+    /// Every namespace of this run starts with `<prefix>-`.
+    pub prefix: String,
     pub kept: bool,
 }
 
@@ -240,10 +242,13 @@ pub fn run_scenario(
     lab.flush_conntrack()?;
     check_stop()?;
     let outcomes = lab.run_probes(&kernel_probes, opts.timeout)?;
+    // Interrupted while probing: the outcomes may be cut short; report nothing half-done.
+    check_stop()?;
     let mut report = LabReport {
         probes: Vec::with_capacity(probes.len()),
         disagreements: 0,
         namespaces: lab.node_namespaces(),
+        prefix: lab.prefix().to_string(),
         kept: opts.keep,
     };
     for ((p, o), a) in probes.iter().zip(outcomes).zip(answers) {

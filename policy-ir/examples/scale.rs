@@ -1,0 +1,134 @@
+//! Scale benchmark: `cargo run --release -p policy-ir --example scale [-- --endpoints N ...]`.
+//!
+//! Generates the synthetic cluster (100,000 endpoints, 1,000 namespaces, 5,000 policies, 400
+//! nodes so 250 endpoints on `node-0`), then reports:
+//! - full load+resolve: building the Model (effective labels, label index with every selector,
+//!   policy order) plus `node_ir("node-0")`, median of several runs;
+//! - loading the same cluster from its JSON text (parse, validate, convert) and resolving;
+//! - one endpoint relabel (label index membership deltas), median of 2,001;
+//! - peak RSS (VmHWM).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use policy_ir::synth::{generate, to_json_list, Params};
+use policy_ir::Model;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let mut p = Params::default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runs = 5;
+    let mut i = 0;
+    while i + 1 < args.len() {
+        let v: usize = args[i + 1].parse().expect("number");
+        match args[i].as_str() {
+            "--endpoints" => p.endpoints = v,
+            "--namespaces" => p.namespaces = v,
+            "--policies" => p.policies = v,
+            "--nodes" => p.nodes = v,
+            "--runs" => runs = v,
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    println!(
+        "cluster: {} endpoints, {} namespaces, {} policies, {} nodes",
+        p.endpoints, p.namespaces, p.policies, p.nodes
+    );
+    let t = Instant::now();
+    let res = generate(&p);
+    println!("generate: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+
+    let mut times = Vec::new();
+    let mut model = None;
+    for _ in 0..runs {
+        let r = res.clone();
+        let t = Instant::now();
+        let m = Model::from_resources(r);
+        let ir = m.node_ir("node-0");
+        let d = t.elapsed();
+        times.push(d);
+        assert_eq!(ir.workloads.len(), p.endpoints / p.nodes);
+        if model.is_none() {
+            println!(
+                "node-0 IR: {} workloads, {} policies, {} profiles, {} ipsets; index: {} selectors",
+                ir.workloads.len(),
+                ir.policies.len(),
+                ir.profiles.len(),
+                ir.ipsets.len(),
+                m.label_index().selector_count()
+            );
+        }
+        model = Some(m);
+    }
+    println!(
+        "load+resolve (Model::from_resources + node_ir): median {:.1} ms over {runs} runs (min {:.1}, max {:.1})",
+        median(times.clone()).as_secs_f64() * 1e3,
+        times.iter().min().unwrap().as_secs_f64() * 1e3,
+        times.iter().max().unwrap().as_secs_f64() * 1e3
+    );
+
+    let mut model = model.unwrap();
+    let n = model.entities().len().min(p.endpoints);
+    let mut deltas = 0usize;
+    let mut rel = Vec::new();
+    let apps = ["web", "api", "db", "cache", "search"];
+    for k in 0..2001usize {
+        let id = (k * 7919) % n;
+        let mut labels: BTreeMap<String, String> = model.entities()[id]
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("projectcalico.org/") && !k.starts_with("pcns."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.insert("app".into(), apps[k % apps.len()].into());
+        let t = Instant::now();
+        let d = model.relabel(id, labels);
+        rel.push(t.elapsed());
+        deltas += d.len();
+    }
+    println!(
+        "relabel one endpoint (membership deltas): median {:.1} µs over {} (p90 {:.1} µs), {:.1} deltas on average",
+        median(rel.clone()).as_secs_f64() * 1e6,
+        rel.len(),
+        {
+            let mut r = rel.clone();
+            r.sort();
+            r[r.len() * 9 / 10].as_secs_f64() * 1e6
+        },
+        deltas as f64 / rel.len() as f64
+    );
+    drop(model);
+
+    let text = to_json_list(&res);
+    let t = Instant::now();
+    let mut l = policy_ir::load::Loader::new();
+    l.add_text("synth.json", &text);
+    let loaded = l.finish().expect("valid");
+    let parsed = t.elapsed();
+    let m = Model::from_resources(loaded);
+    let _ = m.node_ir("node-0");
+    println!(
+        "from JSON text ({:.1} MB): parse+validate {:.1} ms, total with resolve {:.1} ms",
+        text.len() as f64 / 1e6,
+        parsed.as_secs_f64() * 1e3,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    println!("peak RSS: {} MiB", peak_rss_kib() / 1024);
+}

@@ -1,0 +1,374 @@
+//! A deterministic synthetic cluster: namespaces with labels, pods (as WorkloadEndpoints with
+//! `kns.` profiles and named ports), Kubernetes-style and Calico policies with selectors,
+//! namespace selectors, CIDRs and named ports. Used by the scale benchmark and reusable by the
+//! backends (`generate` for resources, `to_json_list` for a file the loader reads).
+
+use std::collections::BTreeMap;
+
+use crate::resources::*;
+
+/// Generator parameters.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub namespaces: usize,
+    pub endpoints: usize,
+    pub policies: usize,
+    /// Number of nodes; endpoints are spread round-robin (`node-0` … `node-{n-1}`).
+    pub nodes: usize,
+    pub seed: u64,
+}
+
+impl Default for Params {
+    /// The benchmark's cluster: 100,000 endpoints in 1,000 namespaces, 5,000 policies, 400
+    /// nodes (250 endpoints each).
+    fn default() -> Self {
+        Params {
+            namespaces: 1000,
+            endpoints: 100_000,
+            policies: 5000,
+            nodes: 400,
+            seed: 1,
+        }
+    }
+}
+
+/// xorshift64*: deterministic and dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const APPS: &[&str] = &[
+    "web", "api", "auth", "cart", "search", "db", "cache", "queue", "worker", "metrics", "logs",
+    "mail", "billing", "catalog", "gateway", "admin", "cron", "ml", "video", "chat",
+];
+const TIERS: &[&str] = &["frontend", "backend", "data"];
+const TEAMS: &[&str] = &["red", "blue", "green", "gold", "teal"];
+const ENVS: &[&str] = &["prod", "staging", "dev"];
+
+fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+fn allow() -> Rule {
+    Rule {
+        action: "Allow".into(),
+        ..Default::default()
+    }
+}
+
+/// Builds the cluster.
+pub fn generate(p: &Params) -> Resources {
+    let mut rng = Rng(p.seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut res = Resources::default();
+    let ns_name = |i: usize| format!("ns-{i:04}");
+    for i in 0..p.namespaces {
+        res.namespaces.push(Namespace {
+            metadata: ObjectMeta {
+                name: ns_name(i),
+                labels: labels(&[
+                    ("team", TEAMS[i % TEAMS.len()].to_string()),
+                    ("env", ENVS[i % ENVS.len()].to_string()),
+                ]),
+                ..Default::default()
+            },
+            origin: Origin::default(),
+        });
+    }
+    for n in 0..p.nodes {
+        res.nodes.push(Node {
+            metadata: ObjectMeta {
+                name: format!("node-{n}"),
+                ..Default::default()
+            },
+            spec: NodeSpec {
+                bgp: Some(NodeBgpSpec {
+                    ipv4_address: format!("192.168.{}.{}/16", n / 250, n % 250 + 1),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            origin: Origin::default(),
+        });
+    }
+    res.ip_pools.push(IpPool {
+        metadata: ObjectMeta {
+            name: "default-ipv4-ippool".into(),
+            ..Default::default()
+        },
+        spec: IpPoolSpec {
+            cidr: "10.0.0.0/8".into(),
+            ipip_mode: "Always".into(),
+            nat_outgoing: true,
+            ..Default::default()
+        },
+        origin: Origin::default(),
+    });
+    for e in 0..p.endpoints {
+        let nsi = e % p.namespaces.max(1);
+        let ns = ns_name(nsi);
+        let app = APPS[rng.below(APPS.len())];
+        let name = format!("{app}-{e}");
+        let ip = 0x0A00_0000u32 + e as u32 + 1;
+        let ip = std::net::Ipv4Addr::from(ip);
+        res.workload_endpoints.push(WorkloadEndpoint {
+            metadata: ObjectMeta {
+                name: name.clone(),
+                namespace: Some(ns.clone()),
+                labels: labels(&[
+                    ("app", app.to_string()),
+                    ("tier", TIERS[rng.below(TIERS.len())].to_string()),
+                    ("version", format!("v{}", rng.below(3) + 1)),
+                    ("pod-template-hash", format!("{:x}", rng.next() & 0xffff_ffff)),
+                ]),
+                ..Default::default()
+            },
+            spec: WorkloadEndpointSpec {
+                orchestrator: "k8s".into(),
+                node: format!("node-{}", e % p.nodes.max(1)),
+                pod: name.clone(),
+                endpoint: "eth0".into(),
+                ip_networks: vec![format!("{ip}/32")],
+                profiles: vec![format!("kns.{ns}")],
+                interface_name: crate::k8s::pod_interface_name(&ns, &name),
+                ports: vec![
+                    EndpointPort {
+                        name: "http".into(),
+                        protocol: Some(IntOrString::Str("TCP".into())),
+                        port: 8080,
+                        ..Default::default()
+                    },
+                    EndpointPort {
+                        name: "metrics".into(),
+                        protocol: Some(IntOrString::Str("TCP".into())),
+                        port: 9090,
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            },
+            origin: Origin::default(),
+        });
+    }
+    for i in 0..p.policies {
+        let nsi = rng.below(p.namespaces.max(1));
+        let ns = ns_name(nsi);
+        let app = APPS[rng.below(APPS.len())];
+        let peer = APPS[rng.below(APPS.len())];
+        match i % 10 {
+            // Kubernetes-style: ingress from pods of the namespace on a named port and a number.
+            0..=4 => {
+                let mut src = EntityRule {
+                    selector: format!("projectcalico.org/orchestrator == 'k8s' && app == '{peer}'"),
+                    ..Default::default()
+                };
+                if i % 10 == 1 {
+                    src.namespace_selector = format!("env == '{}'", ENVS[rng.below(ENVS.len())]);
+                }
+                res.network_policies.push(NetworkPolicy {
+                    metadata: ObjectMeta {
+                        name: format!("knp.default.allow-{peer}-to-{app}-{i}"),
+                        namespace: Some(ns),
+                        ..Default::default()
+                    },
+                    spec: NetworkPolicySpec {
+                        tier: "default".into(),
+                        order: Some(1000.0),
+                        selector: format!("projectcalico.org/orchestrator == 'k8s' && app == '{app}'"),
+                        types: vec!["Ingress".into()],
+                        ingress: vec![Rule {
+                            protocol: Some(IntOrString::Str("TCP".into())),
+                            source: src,
+                            destination: EntityRule {
+                                ports: vec![IntOrString::Str("http".into()), IntOrString::Int(443)],
+                                ..Default::default()
+                            },
+                            ..allow()
+                        }],
+                        ..Default::default()
+                    },
+                    from_kubernetes: true,
+                    origin: Origin::default(),
+                });
+            }
+            // Kubernetes-style egress with an ipBlock and except.
+            5 | 6 => {
+                res.network_policies.push(NetworkPolicy {
+                    metadata: ObjectMeta {
+                        name: format!("knp.default.egress-{app}-{i}"),
+                        namespace: Some(ns),
+                        ..Default::default()
+                    },
+                    spec: NetworkPolicySpec {
+                        tier: "default".into(),
+                        order: Some(1000.0),
+                        selector: format!("projectcalico.org/orchestrator == 'k8s' && app == '{app}' && tier in {{'backend', 'data'}}"),
+                        types: vec!["Egress".into()],
+                        egress: vec![Rule {
+                            destination: EntityRule {
+                                nets: vec![format!("172.{}.0.0/16", 16 + rng.below(16))],
+                                not_nets: vec![format!("172.16.{}.0/24", rng.below(256))],
+                                ..Default::default()
+                            },
+                            ..allow()
+                        }],
+                        ..Default::default()
+                    },
+                    from_kubernetes: true,
+                    origin: Origin::default(),
+                });
+            }
+            // Calico NetworkPolicy with a deny and an allow.
+            7 | 8 => {
+                res.network_policies.push(NetworkPolicy {
+                    metadata: ObjectMeta {
+                        name: format!("calico-{app}-{i}"),
+                        namespace: Some(ns),
+                        ..Default::default()
+                    },
+                    spec: NetworkPolicySpec {
+                        order: Some((i % 7) as f64 * 10.0),
+                        selector: format!("app == '{app}' && version != 'v3'"),
+                        ingress: vec![
+                            Rule {
+                                action: "Deny".into(),
+                                protocol: Some(IntOrString::Str("TCP".into())),
+                                source: EntityRule {
+                                    selector: format!("tier == 'frontend' && app == '{peer}'"),
+                                    ..Default::default()
+                                },
+                                destination: EntityRule {
+                                    ports: vec![IntOrString::Str("5432:5440".into())],
+                                    ..Default::default()
+                                },
+                                ..Default::default()
+                            },
+                            Rule {
+                                protocol: Some(IntOrString::Str("TCP".into())),
+                                source: EntityRule {
+                                    selector: format!("app == '{peer}'"),
+                                    ..Default::default()
+                                },
+                                destination: EntityRule {
+                                    ports: vec![IntOrString::Str("metrics".into())],
+                                    ..Default::default()
+                                },
+                                ..allow()
+                            },
+                        ],
+                        egress: vec![allow()],
+                        ..Default::default()
+                    },
+                    from_kubernetes: false,
+                    origin: Origin::default(),
+                });
+            }
+            // Global policy with a namespace selector.
+            _ => {
+                res.global_network_policies.push(GlobalNetworkPolicy {
+                    metadata: ObjectMeta {
+                        name: format!("global-{app}-{i}"),
+                        ..Default::default()
+                    },
+                    spec: GlobalNetworkPolicySpec {
+                        tier: "default".into(),
+                        order: Some(100.0),
+                        selector: format!("app == '{app}'"),
+                        namespace_selector: format!("team == '{}'", TEAMS[rng.below(TEAMS.len())]),
+                        ingress: vec![Rule {
+                            protocol: Some(IntOrString::Str("UDP".into())),
+                            source: EntityRule {
+                                namespace_selector: format!("env == '{}'", ENVS[rng.below(ENVS.len())]),
+                                ..Default::default()
+                            },
+                            destination: EntityRule {
+                                ports: vec![IntOrString::Int(53)],
+                                ..Default::default()
+                            },
+                            ..allow()
+                        }],
+                        ..Default::default()
+                    },
+                    origin: Origin::default(),
+                });
+            }
+        }
+    }
+    crate::load::add_implied(&mut res);
+    res
+}
+
+fn item<T: serde::Serialize>(api: &str, kind: &str, r: &T) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.insert("apiVersion".into(), api.into());
+        o.insert("kind".into(), kind.into());
+    }
+    v
+}
+
+/// The resources as one JSON `List` document that [`crate::load`] reads back (Kubernetes
+/// namespaces as `v1` Namespaces, everything else in v3 form; `kns.` profiles are implied).
+pub fn to_json_list(res: &Resources) -> String {
+    const V3: &str = "projectcalico.org/v3";
+    let mut items = Vec::new();
+    items.extend(res.namespaces.iter().map(|n| item("v1", "Namespace", n)));
+    items.extend(res.tiers.iter().map(|x| item(V3, "Tier", x)));
+    items.extend(res.global_network_policies.iter().map(|x| item(V3, "GlobalNetworkPolicy", x)));
+    items.extend(res.network_policies.iter().map(|x| item(V3, "NetworkPolicy", x)));
+    items.extend(
+        res.profiles
+            .iter()
+            .filter(|p| !p.metadata.name.starts_with("kns."))
+            .map(|x| item(V3, "Profile", x)),
+    );
+    items.extend(res.workload_endpoints.iter().map(|x| item(V3, "WorkloadEndpoint", x)));
+    items.extend(res.host_endpoints.iter().map(|x| item(V3, "HostEndpoint", x)));
+    items.extend(res.global_network_sets.iter().map(|x| item(V3, "GlobalNetworkSet", x)));
+    items.extend(res.network_sets.iter().map(|x| item(V3, "NetworkSet", x)));
+    items.extend(res.ip_pools.iter().map(|x| item(V3, "IPPool", x)));
+    items.extend(res.nodes.iter().map(|x| item(V3, "Node", x)));
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_cluster_round_trips_through_the_loader() {
+        let p = Params {
+            namespaces: 5,
+            endpoints: 200,
+            policies: 40,
+            nodes: 4,
+            seed: 7,
+        };
+        let res = generate(&p);
+        assert_eq!(res.workload_endpoints.len(), 200);
+        assert_eq!(res.global_network_policies.len() + res.network_policies.len(), 40);
+        assert_eq!(generate(&p), res, "deterministic");
+        let text = to_json_list(&res);
+        let mut l = crate::load::Loader::new();
+        l.add_text("synth.json", &text);
+        let back = l.finish().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.workload_endpoints.len(), 200);
+        assert_eq!(back.network_policies.len(), res.network_policies.len());
+        let m = crate::Model::from_resources(res);
+        let ir = m.node_ir("node-1");
+        assert_eq!(ir.workloads.len(), 50);
+        assert!(!ir.policies.is_empty());
+        assert!(!ir.ipsets.is_empty());
+    }
+}

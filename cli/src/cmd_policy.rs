@@ -3,7 +3,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use policy_ir::oracle::{parse_probe_protocol, parse_probes, protocol_name, Probe, ProbeVerdict, SideVerdict, Verdict};
+use policy_ir::oracle::{
+    parse_probe_protocol, parse_probes, protocol_name, Probe, ProbeVerdict, SideVerdict, Verdict,
+};
 use policy_ir::{Model, PolicyIrError};
 
 /// Loads, printing every diagnostic to stderr; `Ok(None)` when the input has errors.
@@ -109,7 +111,10 @@ pub fn run_verdict(args: VerdictArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "probes": out }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "probes": out }))?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -207,7 +212,10 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
     };
     let findings = policy_ir::lint::lint(&model);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "findings": findings }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "findings": findings }))?
+        );
     } else {
         for f in &findings {
             println!("{f}");
@@ -218,5 +226,9 @@ pub fn run_lint(args: LintArgs) -> anyhow::Result<ExitCode> {
             println!("{} finding(s)", findings.len());
         }
     }
-    Ok(if findings.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

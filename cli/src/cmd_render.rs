@@ -1,7 +1,6 @@
 //! `brindle compile` and `brindle trace`: render a node's iptables rules and ipsets, and follow
 //! one packet through the rendered rules of the nodes it crosses.
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,7 +41,10 @@ fn node_ir(model: &policy_ir::Model, node: &str) -> anyhow::Result<NodeIr> {
 
 pub fn run_compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
     if args.backend != "iptables" {
-        bail!("unsupported backend `{}` (supported: iptables)", args.backend);
+        bail!(
+            "unsupported backend `{}` (supported: iptables)",
+            args.backend
+        );
     }
     let model = load(&args.paths)?;
     let ir = node_ir(&model, &args.node)?;
@@ -50,12 +52,14 @@ pub fn run_compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let problems = iptables_backend::graph::check(&rs);
     if !problems.is_empty() {
         let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        bail!("internal error: rendered chain graph is unsound:\n{}", list.join("\n"));
+        bail!(
+            "internal error: rendered chain graph is unsound:\n{}",
+            list.join("\n")
+        );
     }
     match args.out {
         Some(dir) => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let rules = dir.join("iptables.rules");
             let sets = dir.join("ipsets.rules");
             std::fs::write(&rules, rs.combined_restore_payload())
@@ -121,51 +125,24 @@ fn protocol_number(s: &str) -> anyhow::Result<u8> {
     })
 }
 
-/// Resolve an endpoint spec against every node's IR.
-fn resolve(spec: &str, irs: &BTreeMap<String, NodeIr>) -> anyhow::Result<TraceEnd> {
-    let ip: Option<Ipv4Addr> = spec.parse().ok();
-    let mut found = Vec::new();
-    for (node, ir) in irs {
-        for w in &ir.workloads {
-            let hit = match ip {
-                Some(ip) => w.addrs.iter().any(|a| a.addr() == ip),
-                None => w.id.to_string() == spec || w.id.name == spec,
-            };
-            if hit {
-                let addr = ip
-                    .or_else(|| w.addrs.first().map(|a| a.addr()))
-                    .with_context(|| format!("endpoint `{spec}` has no IPv4 address"))?;
-                found.push(TraceEnd::Workload {
-                    node: node.clone(),
-                    iface: w.interface.clone(),
-                    ip: addr,
-                });
-            }
-        }
-        for h in &ir.host_endpoints {
-            let hit = match ip {
-                Some(ip) => h.addrs.iter().any(|a| a.addr() == ip),
-                None => h.id.to_string() == spec || h.id.name == spec,
-            };
-            if hit {
-                let addr = ip
-                    .or_else(|| h.addrs.first().map(|a| a.addr()))
-                    .with_context(|| format!("host endpoint `{spec}` has no IPv4 address"))?;
-                found.push(TraceEnd::Host {
-                    node: node.clone(),
-                    iface: h.interface.clone(),
-                    ip: addr,
-                });
-            }
-        }
-    }
-    found.dedup();
-    match (found.len(), ip) {
-        (1, _) => Ok(found.remove(0)),
-        (0, Some(ip)) => Ok(TraceEnd::External { ip }),
-        (0, None) => bail!("`{spec}`: no workload or host endpoint of that name"),
-        _ => bail!("`{spec}` is ambiguous: use namespace/name"),
-    }
+/// Resolve an endpoint spec the way the oracle does (`Model::resolve_address`).
+fn resolve(model: &policy_ir::Model, spec: &str) -> anyhow::Result<TraceEnd> {
+    let a = model
+        .resolve_address(spec)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(match a.endpoint {
+        None => TraceEnd::External { ip: a.ip },
+        Some(ep) if ep.host_endpoint => TraceEnd::Host {
+            node: ep.node,
+            iface: ep.interface,
+            ip: a.ip,
+        },
+        Some(ep) => TraceEnd::Workload {
+            node: ep.node,
+            iface: ep.interface,
+            ip: a.ip,
+        },
+    })
 }
 
 pub fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
@@ -174,18 +151,13 @@ pub fn run_trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     if args.port.is_some() && !matches!(protocol, 6 | 17 | 132 | 136) {
         bail!("--port needs a protocol with ports (tcp, udp, sctp, udplite)");
     }
-    let mut irs = BTreeMap::new();
-    for n in model.nodes() {
-        let ir = model.node_ir(&n);
-        irs.insert(n, ir);
-    }
-    let from = resolve(&args.from, &irs).context("--from")?;
-    let to = resolve(&args.to, &irs).context("--to")?;
+    let from = resolve(&model, &args.from).context("--from")?;
+    let to = resolve(&model, &args.to).context("--to")?;
     let mut nodes = BTreeMap::new();
     for end in [&from, &to] {
         if let TraceEnd::Workload { node, .. } | TraceEnd::Host { node, .. } = end {
             if !nodes.contains_key(node) {
-                let rules = NodeRules::new(&irs[node])
+                let rules = NodeRules::new(&model.node_ir(node))
                     .with_context(|| format!("rendering node {node}"))?;
                 nodes.insert(node.clone(), rules);
             }

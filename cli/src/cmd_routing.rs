@@ -67,14 +67,25 @@ pub fn run_ipam(args: IpamArgs) -> anyhow::Result<ExitCode> {
                     ipam::assign_ip(&model, &mut state, &node, &handle, ip)?;
                     vec![ip]
                 }
-                None => ipam::auto_assign(&model, &mut state, &node, &handle, num, ipam::seed_for(&node))?,
+                None => ipam::auto_assign(
+                    &model,
+                    &mut state,
+                    &node,
+                    &handle,
+                    num,
+                    ipam::seed_for(&node),
+                )?,
             };
             st.save(&state)?;
             for ip in ips {
                 println!("{ip}");
             }
         }
-        IpamCmd::Release { datastore, ip, handle } => {
+        IpamCmd::Release {
+            datastore,
+            ip,
+            handle,
+        } => {
             let model = load_model(std::slice::from_ref(&datastore))?;
             let st = store::DirStore::new(&datastore);
             let mut state = st.load(&model)?;

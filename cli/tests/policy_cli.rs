@@ -55,7 +55,10 @@ fn verdict_json_in_input_order() {
     assert_eq!(probes[1]["protocol"], "tcp");
     assert_eq!(probes[1]["port"], 3306);
     assert_eq!(probes[1]["verdict"], "allow");
-    assert_eq!(probes[1]["ingress"]["policy"], "GlobalNetworkPolicy namespace-default");
+    assert_eq!(
+        probes[1]["ingress"]["policy"],
+        "GlobalNetworkPolicy namespace-default"
+    );
     assert_eq!(probes[1]["ingress"]["decided_by"], "policy");
     assert_eq!(probes[4]["protocol"], "icmp");
     assert!(probes[4]["port"].is_null());
@@ -69,10 +72,22 @@ fn verdict_json_in_input_order() {
 fn verdict_bad_probe_file_names_the_place() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("p.yaml");
-    std::fs::write(&f, "- {from: a, to: b, protocol: tcp, port: 1}\n- {from: a, to: b, protocol: tpc, port: 1}\n").unwrap();
-    let (code, _, err) = brindle(&["verdict", "examples/seed-tenant.yaml", "--probes", f.to_str().unwrap()]);
+    std::fs::write(
+        &f,
+        "- {from: a, to: b, protocol: tcp, port: 1}\n- {from: a, to: b, protocol: tpc, port: 1}\n",
+    )
+    .unwrap();
+    let (code, _, err) = brindle(&[
+        "verdict",
+        "examples/seed-tenant.yaml",
+        "--probes",
+        f.to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
-    assert!(err.contains("p.yaml:2:30: [1].protocol: unknown protocol \"tpc\""), "{err}");
+    assert!(
+        err.contains("p.yaml:2:30: [1].protocol: unknown protocol \"tpc\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -90,7 +105,10 @@ fn explain_names_tier_policy_and_rule() {
         "3306",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("203.0.113.10 -> slave2-database tcp port 3306: DENY"), "{out}");
+    assert!(
+        out.contains("203.0.113.10 -> slave2-database tcp port 3306: DENY"),
+        "{out}"
+    );
     assert!(out.contains("ingress at destination: DENY"), "{out}");
     assert!(out.contains("Deny at end of tier default"), "{out}");
     let (_, out, _) = brindle(&[
@@ -105,15 +123,24 @@ fn explain_names_tier_policy_and_rule() {
         "--port",
         "3306",
     ]);
-    assert!(out.contains("policy:   GlobalNetworkPolicy namespace-default"), "{out}");
-    assert!(out.contains("rule 0:   allow from selector namespace == 'default'"), "{out}");
+    assert!(
+        out.contains("policy:   GlobalNetworkPolicy namespace-default"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rule 0:   allow from selector namespace == 'default'"),
+        "{out}"
+    );
 }
 
 #[test]
 fn lint_exit_codes() {
     let (code, out, _) = brindle(&["lint", "examples/seed-tenant.yaml"]);
     assert_eq!(code, 1);
-    assert!(out.contains("shadowed-rule: Profile \"profile-database\" spec.ingress[1]"), "{out}");
+    assert!(
+        out.contains("shadowed-rule: Profile \"profile-database\" spec.ingress[1]"),
+        "{out}"
+    );
     assert!(out.contains("the earlier deny rule 0 (deny)"), "{out}");
     let (code, _, _) = brindle(&["lint", "policy-ir/tests/data/bad.yaml"]);
     assert_eq!(code, 2);

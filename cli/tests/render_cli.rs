@@ -95,13 +95,60 @@ fn trace_seed_frontend_to_database() {
             .any(|s| s["node"] == "slave1" && s["chain"] == "cali-fw-cali0ef24b1"),
         "{out}"
     );
-    for key in ["node", "table", "chain", "rule", "comment", "action", "mark"] {
+    for key in [
+        "node", "table", "chain", "rule", "comment", "action", "mark",
+    ] {
         assert!(path[0].get(key).is_some(), "{key} missing in {}", path[0]);
     }
-    // The seed's database profile starts with a bare deny: the packet dies on its first rule.
+    // The trace's verdict is the oracle's. (In the seed as written, policy namespace-default
+    // applies to the database and admits namespace "default" before any profile is reached.)
+    let model = policy_ir::Model::load(std::slice::from_ref(&seed)).unwrap();
+    let oracle = model
+        .verdict(&policy_ir::oracle::Probe {
+            from: "slave1-frontend1".into(),
+            to: "slave2-database".into(),
+            protocol: policy_ir::ir::Protocol::Tcp,
+            port: Some(3306),
+        })
+        .unwrap();
+    let want = match oracle.verdict {
+        policy_ir::oracle::Verdict::Allow => "allow",
+        policy_ir::oracle::Verdict::Deny => "deny",
+    };
+    assert_eq!(v["verdict"], want, "{out}");
+
+    // When the policy selects only the frontends, the database's profile decides its
+    // ingress, and the profile's first rule (the bare deny) drops the packet: the trace must
+    // say so.
+    let text = std::fs::read_to_string(&seed).unwrap();
+    let narrowed = text.replacen(
+        "\n  selector: namespace == 'default'\n",
+        "\n  selector: service == 'frontend'\n",
+        1,
+    );
+    assert_ne!(narrowed, text);
+    let dir = tempfile::tempdir().unwrap();
+    let no_policy = dir.path().join("seed-frontend-policy.yaml");
+    std::fs::write(&no_policy, narrowed).unwrap();
+    let (code, out, err) = brindle(&[
+        "trace",
+        no_policy.to_str().unwrap(),
+        "--from",
+        "slave1-frontend1",
+        "--to",
+        "slave2-database",
+        "--protocol",
+        "tcp",
+        "--port",
+        "3306",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["verdict"], "deny", "{out}");
-    let last = path.last().unwrap();
+    let last = v["path"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["node"], "slave2");
+    assert_eq!(last["table"], "filter");
     assert_eq!(last["chain"], "cali-pri-profile-database");
     assert_eq!(last["rule"], 1);
     assert_eq!(last["action"], "DROP");

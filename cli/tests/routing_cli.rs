@@ -34,9 +34,19 @@ fn routes_in_ip_route_syntax() {
          10.244.2.5 via 198.18.0.1 dev tunl0 proto 80 onlink mtu 1480\n\
          10.244.3.0/26 via 198.18.0.3 dev tunl0 proto 80 onlink mtu 1480\n"
     );
-    let (code, out, _) = brindle(&["routes", &data("rr.yaml"), "--node", "n1", "--uplink", "ens3"]);
+    let (code, out, _) = brindle(&[
+        "routes",
+        &data("rr.yaml"),
+        "--node",
+        "n1",
+        "--uplink",
+        "ens3",
+    ]);
     assert_eq!(code, 0);
-    assert!(out.contains("10.244.2.0/26 via 198.18.0.2 dev ens3 proto bird\n"), "{out}");
+    assert!(
+        out.contains("10.244.2.0/26 via 198.18.0.2 dev ens3 proto bird\n"),
+        "{out}"
+    );
     let (code, out, _) = brindle(&["routes", &data("rr.yaml"), "--node", "n1", "--agent-only"]);
     assert_eq!(code, 0);
     assert_eq!(out, "");
@@ -57,11 +67,18 @@ fn bird_config_checked_by_bird() {
 fn bad_input_names_file_line_column_field() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("pool.yaml");
-    std::fs::write(&f, "kind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.244.0.0/16\n  blockSize: 40\n").unwrap();
+    std::fs::write(
+        &f,
+        "kind: IPPool\nmetadata: {name: p}\nspec:\n  cidr: 10.244.0.0/16\n  blockSize: 40\n",
+    )
+    .unwrap();
     let (code, _, err) = brindle(&["routes", &f.display().to_string(), "--node", "n1"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains(&format!("{}:5:14: IPPool p: field `spec.blockSize`", f.display())),
+        err.contains(&format!(
+            "{}:5:14: IPPool p: field `spec.blockSize`",
+            f.display()
+        )),
         "{err}"
     );
 }
@@ -76,20 +93,41 @@ fn ipam_assign_show_release_in_directory_datastore() {
     )
     .unwrap();
     let d = ds.display().to_string();
-    let (code, out, err) = brindle(&["ipam", "assign", &d, "--node", "n1", "--handle", "k8s-pod-network.a", "--num", "2"]);
+    let (code, out, err) = brindle(&[
+        "ipam",
+        "assign",
+        &d,
+        "--node",
+        "n1",
+        "--handle",
+        "k8s-pod-network.a",
+        "--num",
+        "2",
+    ]);
     assert_eq!(code, 0, "{err}");
     let ips: Vec<&str> = out.lines().collect();
     assert_eq!(ips.len(), 2);
     // The block's first address went to the tunnel; the pod got the next two.
     let (_, show, _) = brindle(&["ipam", "show", &d]);
     assert!(show.contains("ipip-tunnel-addr-n1"), "{show}");
-    assert!(show.contains(&format!("k8s-pod-network.a {},{}", ips[0], ips[1])), "{show}");
-    assert!(show.contains("affinity=host:n1 state=confirmed used=3/64"), "{show}");
+    assert!(
+        show.contains(&format!("k8s-pod-network.a {},{}", ips[0], ips[1])),
+        "{show}"
+    );
+    assert!(
+        show.contains("affinity=host:n1 state=confirmed used=3/64"),
+        "{show}"
+    );
     // The new affinity is a datastore resource: n2 now routes n1's block through tunl0.
-    let aff: Vec<_> = std::fs::read_dir(ds.join("ipam/blockaffinities")).unwrap().collect();
+    let aff: Vec<_> = std::fs::read_dir(ds.join("ipam/blockaffinities"))
+        .unwrap()
+        .collect();
     assert_eq!(aff.len(), 1);
     let (_, routes, _) = brindle(&["routes", &d, "--node", "n2"]);
-    assert!(routes.contains("via 198.18.0.1 dev tunl0 proto 80 onlink mtu 1480"), "{routes}");
+    assert!(
+        routes.contains("via 198.18.0.1 dev tunl0 proto 80 onlink mtu 1480"),
+        "{routes}"
+    );
     let (_, routes1, _) = brindle(&["routes", &d, "--node", "n1"]);
     assert!(routes1.starts_with("blackhole 10.244."), "{routes1}");
     // Release by handle; the addresses are free again but the block stays affine.

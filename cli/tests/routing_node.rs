@@ -8,14 +8,22 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct Ns(String);
 impl Ns {
     fn new(p: &str) -> Ns {
-        let n = format!("{p}{}x{}", std::process::id() % 100000, SEQ.fetch_add(1, Ordering::Relaxed));
+        let n = format!(
+            "{p}{}x{}",
+            std::process::id() % 100000,
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         sh(&["ip", "netns", "add", &n]);
         Ns(n)
     }
@@ -66,16 +74,38 @@ fn node_run_and_status() {
     for i in 1..=2 {
         let ns = Ns::new("brcn");
         let port = format!("q{i}{}", &ns.0[ns.0.len().saturating_sub(10)..]);
-        sh(&["ip", "link", "add", &port, "netns", &fab.0, "type", "veth", "peer", "name", "eth0", "netns", &ns.0]);
-        sh(&["ip", "-n", &fab.0, "link", "set", &port, "master", "br0", "up"]);
-        sh(&["ip", "-n", &ns.0, "addr", "add", &format!("198.18.0.{i}/24"), "dev", "eth0"]);
+        sh(&[
+            "ip", "link", "add", &port, "netns", &fab.0, "type", "veth", "peer", "name", "eth0",
+            "netns", &ns.0,
+        ]);
+        sh(&[
+            "ip", "-n", &fab.0, "link", "set", &port, "master", "br0", "up",
+        ]);
+        sh(&[
+            "ip",
+            "-n",
+            &ns.0,
+            "addr",
+            "add",
+            &format!("198.18.0.{i}/24"),
+            "dev",
+            "eth0",
+        ]);
         sh(&["ip", "-n", &ns.0, "link", "set", "eth0", "up"]);
         sh(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
         let run = dir.path().join(format!("run{i}"));
         let child = Command::new("ip")
             .args(["netns", "exec", &ns.0, bin, "node", "run"])
             .arg(&ds)
-            .args(["--node", &format!("n{i}"), "--interval-ms", "200", "--max-seconds", "120", "--run-dir"])
+            .args([
+                "--node",
+                &format!("n{i}"),
+                "--interval-ms",
+                "200",
+                "--max-seconds",
+                "120",
+                "--run-dir",
+            ])
             .arg(&run)
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -115,8 +145,17 @@ fn node_run_and_status() {
     }
     // Stopping the agent stops its BIRD: the control socket stops answering.
     drop(procs.remove(0));
-    let out = Command::new(bin).args(["node", "status", "--socket"]).arg(&ctl).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(bin)
+        .args(["node", "status", "--socket"])
+        .arg(&ctl)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     drop(procs);
     drop(nodes);
 }

@@ -52,7 +52,10 @@ fn eval_contract() {
     let out = eval_lines(input);
     assert_eq!(out.len(), 9, "{out:?}");
     assert_eq!(out[0]["ok"], true);
-    assert_eq!(out[0]["canonical"], r#"(app == "web" && env in {"dev", "prod"})"#);
+    assert_eq!(
+        out[0]["canonical"],
+        r#"(app == "web" && env in {"dev", "prod"})"#
+    );
     assert_eq!(out[0]["match"], true);
     assert_eq!(out[0]["uid"].as_str().unwrap().len(), 40);
     assert_eq!(out[1]["match"], true);
@@ -106,8 +109,14 @@ fn check_prints_canonical_uid_and_ipset() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("canonical: all()"), "{text}");
-    assert!(text.contains("uid:       s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug"), "{text}");
-    assert!(text.contains("ipset:     cali40s:5y5I3VdRZfDU01O--xXAPx2\n"), "{text}");
+    assert!(
+        text.contains("uid:       s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ipset:     cali40s:5y5I3VdRZfDU01O--xXAPx2\n"),
+        "{text}"
+    );
     assert!(text.contains("match:     true"), "{text}");
 }
 

@@ -226,7 +226,7 @@ fn random_rules(rng: &mut Rng, peer: &str) -> String {
             dest_fields.push(format!("ports: {ports}"));
         }
         if peer == "destination" {
-            dest_fields.extend(peer_fields.drain(..));
+            dest_fields.append(&mut peer_fields);
         }
         for (side, fields) in [("source", &peer_fields), ("destination", &dest_fields)] {
             if !fields.is_empty() {

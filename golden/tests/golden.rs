@@ -50,7 +50,11 @@ fn node_irs(model: &Model) -> BTreeMap<String, NodeIr> {
 #[test]
 fn golden_snapshots() {
     let all = cases();
-    assert!(all.len() >= 11, "expected the golden cases, found {}", all.len());
+    assert!(
+        all.len() >= 11,
+        "expected the golden cases, found {}",
+        all.len()
+    );
     for (name, dir) in all {
         let model = load(&dir);
         let irs = node_irs(&model);
@@ -65,7 +69,10 @@ fn golden_snapshots() {
             settings.set_omit_expression(true);
             settings.set_description(format!("golden case {name}, node {node}"));
             settings.bind(|| {
-                insta::assert_snapshot!(format!("{node}.iptables.rules"), rs.combined_restore_payload());
+                insta::assert_snapshot!(
+                    format!("{node}.iptables.rules"),
+                    rs.combined_restore_payload()
+                );
                 insta::assert_snapshot!(format!("{node}.ipsets.rules"), rs.ipset_restore_payload());
             });
         }
@@ -85,18 +92,31 @@ fn endpoints(irs: &BTreeMap<String, NodeIr>) -> Vec<Ep> {
             let Some(a) = w.addrs.first() else { continue };
             v.push(Ep {
                 spec: w.id.to_string(),
-                end: TraceEnd::Workload { node: node.clone(), iface: w.interface.clone(), ip: a.addr() },
+                end: TraceEnd::Workload {
+                    node: node.clone(),
+                    iface: w.interface.clone(),
+                    ip: a.addr(),
+                },
             });
         }
         for h in &ir.host_endpoints {
             let Some(a) = h.addrs.first() else { continue };
             v.push(Ep {
                 spec: a.addr().to_string(),
-                end: TraceEnd::Host { node: node.clone(), iface: h.interface.clone(), ip: a.addr() },
+                end: TraceEnd::Host {
+                    node: node.clone(),
+                    iface: h.interface.clone(),
+                    ip: a.addr(),
+                },
             });
         }
     }
-    v.push(Ep { spec: "198.51.100.7".into(), end: TraceEnd::External { ip: "198.51.100.7".parse().unwrap() } });
+    v.push(Ep {
+        spec: "198.51.100.7".into(),
+        end: TraceEnd::External {
+            ip: "198.51.100.7".parse().unwrap(),
+        },
+    });
     v
 }
 
@@ -138,17 +158,28 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
                 if i == j || (i * eps.len() + j) % stride != 0 {
                     continue;
                 }
-                if matches!(a.end, TraceEnd::External { .. }) && matches!(b.end, TraceEnd::External { .. }) {
+                if matches!(a.end, TraceEnd::External { .. })
+                    && matches!(b.end, TraceEnd::External { .. })
+                {
                     continue;
                 }
-                if let (TraceEnd::Host { node: x, .. }, TraceEnd::Host { node: y, .. }) = (&a.end, &b.end) {
+                if let (TraceEnd::Host { node: x, .. }, TraceEnd::Host { node: y, .. }) =
+                    (&a.end, &b.end)
+                {
                     if x == y {
                         continue;
                     }
                 }
                 for (proto, port) in PROBES {
-                    let probe = Probe { from: a.spec.clone(), to: b.spec.clone(), protocol: proto, port };
-                    let want = model.verdict(&probe).unwrap_or_else(|e| panic!("{name}: oracle {probe:?}: {e}"));
+                    let probe = Probe {
+                        from: a.spec.clone(),
+                        to: b.spec.clone(),
+                        protocol: proto,
+                        port,
+                    };
+                    let want = model
+                        .verdict(&probe)
+                        .unwrap_or_else(|e| panic!("{name}: oracle {probe:?}: {e}"));
                     let want_allow = matches!(want.verdict, policy_ir::oracle::Verdict::Allow);
                     let got = trace(&nodes, &a.end, &b.end, proto.number(), port)
                         .unwrap_or_else(|e| panic!("{name}: trace {probe:?}: {e}"));
@@ -159,9 +190,15 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
                     // the oracle does not model them. Count those separately, never silently.
                     let failsafe = got.allowed
                         && !want_allow
-                        && got.path.iter().any(|s| s.chain.starts_with("cali-failsafe-") && s.action == "ACCEPT");
+                        && got
+                            .path
+                            .iter()
+                            .any(|s| s.chain.starts_with("cali-failsafe-") && s.action == "ACCEPT");
                     if failsafe {
-                        failsafe_overrides.push(format!("{name}: {} -> {} {proto:?}/{port:?}", a.spec, b.spec));
+                        failsafe_overrides.push(format!(
+                            "{name}: {} -> {} {proto:?}/{port:?}",
+                            a.spec, b.spec
+                        ));
                     } else if got.allowed != want_allow {
                         disagreements.push(format!(
                             "{name}: {} -> {} {:?}/{:?}: oracle {}, simulated {} (last rule {:?})",
@@ -171,14 +208,20 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
                             port,
                             if want_allow { "allow" } else { "deny" },
                             if got.allowed { "allow" } else { "deny" },
-                            got.path.last().map(|s| format!("{} {} #{} {}", s.node, s.chain, s.rule, s.action))
+                            got.path.last().map(|s| format!(
+                                "{} {} #{} {}",
+                                s.node, s.chain, s.rule, s.action
+                            ))
                         ));
                     }
                 }
             }
         }
     }
-    assert!(total > 1000 && allowed > 0 && allowed < total, "{allowed}/{total}");
+    assert!(
+        total > 1000 && allowed > 0 && allowed < total,
+        "{allowed}/{total}"
+    );
     // Exactly the failsafe probes of the host-endpoint case: inbound SSH and outbound DNS.
     assert_eq!(
         failsafe_overrides,

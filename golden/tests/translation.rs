@@ -23,7 +23,13 @@ const SELECTORS: [&str; 7] = [
     "app in {'db', 'cache'}",
     "!has(app)",
 ];
-const NETS: [&str; 5] = ["10.90.0.0/16", "10.90.1.0/24", "10.90.1.1/32", "198.51.100.0/24", "0.0.0.0/0"];
+const NETS: [&str; 5] = [
+    "10.90.0.0/16",
+    "10.90.1.0/24",
+    "10.90.1.1/32",
+    "198.51.100.0/24",
+    "0.0.0.0/0",
+];
 const PORTS: [&str; 5] = ["80", "443", "5432", "8000:8100", "22"];
 
 #[derive(Debug, Clone)]
@@ -49,16 +55,18 @@ fn rule_s() -> impl Strategy<Value = GenRule> {
         prop::collection::vec(0..PORTS.len(), 0..3),
         prop::collection::vec(0..PORTS.len(), 0..2),
     )
-        .prop_map(|(action, proto, src_sel, dst_sel, src_nets, not_dst_nets, ports, not_ports)| GenRule {
-            action,
-            proto,
-            src_sel,
-            dst_sel,
-            src_nets,
-            not_dst_nets,
-            ports,
-            not_ports,
-        })
+        .prop_map(
+            |(action, proto, src_sel, dst_sel, src_nets, not_dst_nets, ports, not_ports)| GenRule {
+                action,
+                proto,
+                src_sel,
+                dst_sel,
+                src_nets,
+                not_dst_nets,
+                ports,
+                not_ports,
+            },
+        )
 }
 
 fn render_rule(r: &GenRule, out: &mut String) {
@@ -89,11 +97,19 @@ fn render_rule(r: &GenRule, out: &mut String) {
         let _ = writeln!(dst, "      notNets: [{}]", nets.join(", "));
     }
     if ported && !r.ports.is_empty() {
-        let p: Vec<String> = r.ports.iter().map(|i| format!("\"{}\"", PORTS[*i])).collect();
+        let p: Vec<String> = r
+            .ports
+            .iter()
+            .map(|i| format!("\"{}\"", PORTS[*i]))
+            .collect();
         let _ = writeln!(dst, "      ports: [{}]", p.join(", "));
     }
     if ported && !r.not_ports.is_empty() {
-        let p: Vec<String> = r.not_ports.iter().map(|i| format!("\"{}\"", PORTS[*i])).collect();
+        let p: Vec<String> = r
+            .not_ports
+            .iter()
+            .map(|i| format!("\"{}\"", PORTS[*i]))
+            .collect();
         let _ = writeln!(dst, "      notPorts: [{}]", p.join(", "));
     }
     if !dst.is_empty() {
@@ -120,27 +136,46 @@ fn policy_s() -> impl Strategy<Value = GenPolicy> {
         prop::collection::vec(rule_s(), 0..4),
         prop::collection::vec(rule_s(), 0..3),
     )
-        .prop_map(|(namespaced, tier, order, selector, ingress, egress)| GenPolicy {
-            namespaced,
-            tier,
-            order,
-            selector,
-            ingress,
-            egress,
-        })
+        .prop_map(
+            |(namespaced, tier, order, selector, ingress, egress)| GenPolicy {
+                namespaced,
+                tier,
+                order,
+                selector,
+                ingress,
+                egress,
+            },
+        )
 }
 
-fn world_s() -> impl Strategy<Value = (Vec<(usize, usize, usize, bool)>, Vec<GenPolicy>, Vec<GenRule>, bool)> {
+fn world_s() -> impl Strategy<
+    Value = (
+        Vec<(usize, usize, usize, bool)>,
+        Vec<GenPolicy>,
+        Vec<GenRule>,
+        bool,
+    ),
+> {
     (
         // workloads: (app, namespace, node, has tier label)
-        prop::collection::vec((0usize..APPS.len(), 0usize..2, 0usize..2, any::<bool>()), 2..5),
+        prop::collection::vec(
+            (0usize..APPS.len(), 0usize..2, 0usize..2, any::<bool>()),
+            2..5,
+        ),
         prop::collection::vec(policy_s(), 0..5),
         prop::collection::vec(rule_s(), 0..3),
         any::<bool>(),
     )
 }
 
-fn yaml(world: &(Vec<(usize, usize, usize, bool)>, Vec<GenPolicy>, Vec<GenRule>, bool)) -> String {
+fn yaml(
+    world: &(
+        Vec<(usize, usize, usize, bool)>,
+        Vec<GenPolicy>,
+        Vec<GenRule>,
+        bool,
+    ),
+) -> String {
     let (wls, pols, prof_rules, security_pass) = world;
     let mut y = String::new();
     let _ = write!(
@@ -150,14 +185,26 @@ fn yaml(world: &(Vec<(usize, usize, usize, bool)>, Vec<GenPolicy>, Vec<GenRule>,
     );
     for (i, p) in pols.iter().enumerate() {
         let tier = ["security", "default"][p.tier];
-        let name = if tier == "default" { format!("p{i}") } else { format!("security.p{i}") };
+        let name = if tier == "default" {
+            format!("p{i}")
+        } else {
+            format!("security.p{i}")
+        };
         y.push_str("---\napiVersion: projectcalico.org/v3\n");
         if p.namespaced {
-            let _ = write!(y, "kind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: {}\n", NAMESPACES[i % 2]);
+            let _ = write!(
+                y,
+                "kind: NetworkPolicy\nmetadata:\n  name: {name}\n  namespace: {}\n",
+                NAMESPACES[i % 2]
+            );
         } else {
             let _ = write!(y, "kind: GlobalNetworkPolicy\nmetadata:\n  name: {name}\n");
         }
-        let _ = write!(y, "spec:\n  tier: {tier}\n  selector: \"{}\"\n", SELECTORS[p.selector]);
+        let _ = write!(
+            y,
+            "spec:\n  tier: {tier}\n  selector: \"{}\"\n",
+            SELECTORS[p.selector]
+        );
         if let Some(o) = p.order {
             let _ = writeln!(y, "  order: {o}");
         }
@@ -179,7 +226,9 @@ fn yaml(world: &(Vec<(usize, usize, usize, bool)>, Vec<GenPolicy>, Vec<GenRule>,
             }
         }
     }
-    y.push_str("---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata:\n  name: prof\nspec:\n");
+    y.push_str(
+        "---\napiVersion: projectcalico.org/v3\nkind: Profile\nmetadata:\n  name: prof\nspec:\n",
+    );
     if prof_rules.is_empty() {
         y.push_str("  ingress: []\n");
     } else {
@@ -212,7 +261,7 @@ const PROBES: [(Protocol, Option<u16>); 6] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn simulator_agrees_with_oracle(world in world_s()) {

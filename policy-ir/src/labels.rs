@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use selector_lang::{CompiledSelector, Selector, SelectorIndex};
+use selector_lang::{Selector, SelectorIndex};
 
 /// A change of membership: `entity` joined (`added`) or left selector `uid`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,28 +26,41 @@ enum Trigger {
 }
 
 struct Entry {
+    uid: String,
     selector: Selector,
-    compiled: CompiledSelector,
     members: HashSet<usize>,
     refs: usize,
     trigger: Trigger,
 }
 
+/// Per label key: selectors filed under the key, and per value.
+#[derive(Default)]
+struct KeyBucket {
+    any: Vec<u32>,
+    by_value: HashMap<String, Vec<u32>>,
+    count: usize,
+    value_count: HashMap<String, usize>,
+}
+
+/// See the module documentation. Relabels are evaluated on the selectors' own AST against the
+/// new labels; selector-lang's [`SelectorIndex`] (used for the initial membership of a new
+/// selector) is brought up to date lazily, before the next selector is added.
 #[derive(Default)]
 pub struct LabelIndex {
     idx: SelectorIndex,
-    sels: HashMap<String, Entry>,
-    by_key: HashMap<String, Vec<String>>,
-    by_value: HashMap<(String, String), Vec<String>>,
-    scan: Vec<String>,
-    /// How many entities carry each key and each (key, value): to file selectors under their
-    /// most selective label.
-    key_count: HashMap<String, usize>,
-    value_count: HashMap<(String, String), usize>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    by_uid: HashMap<String, u32>,
+    keys: HashMap<String, KeyBucket>,
+    scan: Vec<u32>,
+    /// Labels of every entity (own copy, for old/new comparison on relabel).
+    labels: Vec<Option<BTreeMap<String, String>>>,
+    /// Entities whose labels changed since the SelectorIndex was last synced.
+    dirty: Vec<usize>,
 }
 
-fn remove_uid(list: &mut Vec<String>, uid: &str) {
-    if let Some(p) = list.iter().position(|x| x == uid) {
+fn remove_slot(list: &mut Vec<u32>, slot: u32) {
+    if let Some(p) = list.iter().position(|x| *x == slot) {
         list.swap_remove(p);
     }
 }
@@ -59,36 +72,73 @@ impl LabelIndex {
 
     /// Number of distinct selectors registered.
     pub fn selector_count(&self) -> usize {
-        self.sels.len()
+        self.by_uid.len()
     }
 
     pub fn entity_count(&self) -> usize {
-        self.idx.len()
+        self.labels.iter().filter(|l| l.is_some()).count()
+    }
+
+    fn sync(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            match self.labels.get(id).and_then(|l| l.as_ref()) {
+                Some(l) => {
+                    self.idx.set(id, l.iter());
+                }
+                None => {
+                    self.idx.remove(id);
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, labels: &BTreeMap<String, String>, up: bool) {
+        for (k, v) in labels {
+            let b = self.keys.entry(k.clone()).or_default();
+            if up {
+                b.count += 1;
+                *b.value_count.entry(v.clone()).or_default() += 1;
+            } else {
+                b.count = b.count.saturating_sub(1);
+                if let Some(c) = b.value_count.get_mut(v) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+        }
     }
 
     /// Registers a selector (reference counted); returns its members when it is new.
     pub fn add_selector(&mut self, sel: &Selector) -> Vec<usize> {
-        let uid = sel.uid().to_string();
-        if let Some(e) = self.sels.get_mut(&uid) {
-            e.refs += 1;
+        if let Some(&slot) = self.by_uid.get(sel.uid()) {
+            if let Some(e) = self.slots[slot as usize].as_mut() {
+                e.refs += 1;
+            }
             return Vec::new();
         }
+        self.sync();
         let compiled = self.idx.compile(sel);
         let members: HashSet<usize> = self.idx.matches(&compiled).collect();
-        let restrictions = sel.label_restrictions();
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
         let mut best: Option<(String, Option<Vec<String>>)> = None;
         let mut best_cost = usize::MAX;
-        for (k, r) in restrictions {
+        for (k, r) in sel.label_restrictions() {
             if !r.must_be_present {
                 continue;
             }
-            // Cost: how many entities carry the label (values), i.e. how many relabels
-            // would re-check this selector.
+            // Cost: how many entities carry the label (values), i.e. how many relabels would
+            // re-check this selector.
+            let b = self.keys.get(&k);
             let cost = match &r.must_have_one_of_values {
-                None => self.key_count.get(&k).copied().unwrap_or(0).saturating_mul(4).saturating_add(1),
+                None => b.map_or(0, |b| b.count).saturating_mul(4).saturating_add(1),
                 Some(vals) => vals
                     .iter()
-                    .map(|v| self.value_count.get(&(k.clone(), v.clone())).copied().unwrap_or(0) + 1)
+                    .map(|v| b.and_then(|b| b.value_count.get(v)).copied().unwrap_or(0) + 1)
                     .sum(),
             };
             if cost < best_cost {
@@ -98,113 +148,99 @@ impl LabelIndex {
         }
         let trigger = match best {
             None => {
-                self.scan.push(uid.clone());
+                self.scan.push(slot);
                 Trigger::Scan
             }
             Some((k, None)) => {
-                self.by_key.entry(k.clone()).or_default().push(uid.clone());
+                self.keys.entry(k.clone()).or_default().any.push(slot);
                 Trigger::Key(k)
             }
             Some((k, Some(vals))) => {
+                let b = self.keys.entry(k.clone()).or_default();
                 for v in &vals {
-                    self.by_value
-                        .entry((k.clone(), v.clone()))
-                        .or_default()
-                        .push(uid.clone());
+                    b.by_value.entry(v.clone()).or_default().push(slot);
                 }
                 Trigger::Values(k, vals)
             }
         };
         let out: Vec<usize> = members.iter().copied().collect();
-        self.sels.insert(
-            uid,
-            Entry {
-                selector: sel.clone(),
-                compiled,
-                members,
-                refs: 1,
-                trigger,
-            },
-        );
+        self.by_uid.insert(sel.uid().to_string(), slot);
+        self.slots[slot as usize] = Some(Entry {
+            uid: sel.uid().to_string(),
+            selector: sel.clone(),
+            members,
+            refs: 1,
+            trigger,
+        });
         out
     }
 
     /// Drops one reference to a selector; returns its former members when it is gone.
     pub fn remove_selector(&mut self, uid: &str) -> Vec<usize> {
-        let Some(e) = self.sels.get_mut(uid) else {
+        let Some(&slot) = self.by_uid.get(uid) else {
             return Vec::new();
         };
+        let e = self.slots[slot as usize].as_mut().expect("live slot");
         e.refs -= 1;
         if e.refs > 0 {
             return Vec::new();
         }
-        let e = self.sels.remove(uid).expect("present");
+        let e = self.slots[slot as usize].take().expect("live slot");
+        self.by_uid.remove(uid);
+        self.free.push(slot);
         match &e.trigger {
-            Trigger::Scan => remove_uid(&mut self.scan, uid),
+            Trigger::Scan => remove_slot(&mut self.scan, slot),
             Trigger::Key(k) => {
-                if let Some(l) = self.by_key.get_mut(k) {
-                    remove_uid(l, uid)
+                if let Some(b) = self.keys.get_mut(k) {
+                    remove_slot(&mut b.any, slot)
                 }
             }
             Trigger::Values(k, vals) => {
-                for v in vals {
-                    if let Some(l) = self.by_value.get_mut(&(k.clone(), v.clone())) {
-                        remove_uid(l, uid)
+                if let Some(b) = self.keys.get_mut(k) {
+                    for v in vals {
+                        if let Some(l) = b.by_value.get_mut(v) {
+                            remove_slot(l, slot)
+                        }
                     }
                 }
             }
         }
-        e.members.into_iter().collect()
+        let mut m: Vec<usize> = e.members.into_iter().collect();
+        m.sort_unstable();
+        m
     }
 
-    fn candidates(&self, labels: &[(String, String)], out: &mut HashSet<String>) {
+    fn candidates(&self, labels: &BTreeMap<String, String>, out: &mut Vec<u32>) {
         for (k, v) in labels {
-            if let Some(l) = self.by_key.get(k) {
-                out.extend(l.iter().cloned());
-            }
-            if let Some(l) = self.by_value.get(&(k.clone(), v.clone())) {
-                out.extend(l.iter().cloned());
+            if let Some(b) = self.keys.get(k) {
+                out.extend_from_slice(&b.any);
+                if let Some(l) = b.by_value.get(v) {
+                    out.extend_from_slice(l);
+                }
             }
         }
     }
 
     /// Sets the labels of `entity` (adding it if new) and returns the membership deltas.
     pub fn upsert(&mut self, entity: usize, labels: &BTreeMap<String, String>) -> Vec<Delta> {
-        let old = self.idx.set(entity, labels.iter());
+        if self.labels.len() <= entity {
+            self.labels.resize_with(entity + 1, || None);
+        }
+        let old = self.labels[entity].take();
+        let mut cands = Vec::new();
         if let Some(old) = &old {
-            let t = self.idx.table();
-            for (k, v) in old.iter() {
-                let (k, v) = (t.key(k).to_string(), t.value(v).to_string());
-                if let Some(c) = self.key_count.get_mut(&k) {
-                    *c = c.saturating_sub(1);
-                }
-                if let Some(c) = self.value_count.get_mut(&(k, v)) {
-                    *c = c.saturating_sub(1);
-                }
-            }
+            self.count(old, false);
+            self.candidates(old, &mut cands);
         }
-        for (k, v) in labels {
-            *self.key_count.entry(k.clone()).or_default() += 1;
-            *self.value_count.entry((k.clone(), v.clone())).or_default() += 1;
-        }
-        let mut pairs: Vec<(String, String)> = labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        if let Some(old) = &old {
-            let t = self.idx.table();
-            pairs.extend(
-                old.iter()
-                    .map(|(k, v)| (t.key(k).to_string(), t.value(v).to_string())),
-            );
-        }
-        let mut cands = HashSet::new();
-        self.candidates(&pairs, &mut cands);
-        cands.extend(self.scan.iter().cloned());
+        self.count(labels, true);
+        self.candidates(labels, &mut cands);
+        cands.extend_from_slice(&self.scan);
+        cands.sort_unstable();
+        cands.dedup();
         let mut deltas = Vec::new();
-        for uid in cands {
-            let now = self.idx.matches_one(&self.sels[&uid].compiled, entity);
-            let e = self.sels.get_mut(&uid).expect("registered");
+        for slot in cands {
+            let Some(e) = self.slots[slot as usize].as_mut() else { continue };
+            let now = e.selector.matches(labels);
             let was = e.members.contains(&entity);
             if now != was {
                 if now {
@@ -213,71 +249,83 @@ impl LabelIndex {
                     e.members.remove(&entity);
                 }
                 deltas.push(Delta {
-                    uid,
+                    uid: e.uid.clone(),
                     entity,
                     added: now,
                 });
             }
         }
+        if old.is_none() && self.by_uid.is_empty() {
+            // Bulk load before any selector: straight into the SelectorIndex.
+            self.idx.set(entity, labels.iter());
+        } else {
+            self.dirty.push(entity);
+        }
+        self.labels[entity] = Some(labels.clone());
         deltas.sort();
         deltas
     }
 
     /// Removes `entity`; returns the memberships it left.
     pub fn remove(&mut self, entity: usize) -> Vec<Delta> {
-        let Some(old) = self.idx.remove(entity) else {
+        let Some(old) = self.labels.get_mut(entity).and_then(Option::take) else {
             return Vec::new();
         };
-        let t = self.idx.table();
-        let pairs: Vec<(String, String)> = old
-            .iter()
-            .map(|(k, v)| (t.key(k).to_string(), t.value(v).to_string()))
-            .collect();
-        for (k, v) in &pairs {
-            if let Some(c) = self.key_count.get_mut(k) {
-                *c = c.saturating_sub(1);
-            }
-            if let Some(c) = self.value_count.get_mut(&(k.clone(), v.clone())) {
-                *c = c.saturating_sub(1);
-            }
-        }
-        let mut cands = HashSet::new();
-        self.candidates(&pairs, &mut cands);
-        cands.extend(self.scan.iter().cloned());
+        self.count(&old, false);
+        let mut cands = Vec::new();
+        self.candidates(&old, &mut cands);
+        cands.extend_from_slice(&self.scan);
+        cands.sort_unstable();
+        cands.dedup();
         let mut deltas = Vec::new();
-        for uid in cands {
-            let e = self.sels.get_mut(&uid).expect("registered");
+        for slot in cands {
+            let Some(e) = self.slots[slot as usize].as_mut() else { continue };
             if e.members.remove(&entity) {
                 deltas.push(Delta {
-                    uid,
+                    uid: e.uid.clone(),
                     entity,
                     added: false,
                 });
             }
         }
+        self.dirty.push(entity);
         deltas.sort();
         deltas
+    }
+
+    fn entry(&self, uid: &str) -> Option<&Entry> {
+        let slot = *self.by_uid.get(uid)?;
+        self.slots[slot as usize].as_ref()
     }
 
     /// Current members of a registered selector (sorted).
     pub fn members(&self, uid: &str) -> Vec<usize> {
         let mut v: Vec<usize> = self
-            .sels
-            .get(uid)
+            .entry(uid)
             .map(|e| e.members.iter().copied().collect())
             .unwrap_or_default();
         v.sort_unstable();
         v
     }
 
-    pub fn is_member(&self, uid: &str, entity: usize) -> bool {
-        self.sels
-            .get(uid)
+    /// The slot of a registered selector, for repeated [`Self::is_member_slot`] checks.
+    pub fn slot(&self, uid: &str) -> Option<u32> {
+        self.by_uid.get(uid).copied()
+    }
+
+    pub fn is_member_slot(&self, slot: u32, entity: usize) -> bool {
+        self.slots
+            .get(slot as usize)
+            .and_then(|e| e.as_ref())
             .is_some_and(|e| e.members.contains(&entity))
     }
 
+    pub fn is_member(&self, uid: &str, entity: usize) -> bool {
+        self.entry(uid).is_some_and(|e| e.members.contains(&entity))
+    }
+
     pub fn selector(&self, uid: &str) -> Option<&Selector> {
-        self.sels.get(uid).map(|e| &e.selector)
+        self.entry(uid).map(|e| &e.selector)
     }
 }
 

@@ -383,6 +383,13 @@ impl Model {
 
     /// Builds the model from already-validated resources.
     pub fn from_resources(mut res: Resources) -> Model {
+        let timing = std::env::var_os("PIR_TIMING").is_some();
+        let t0 = std::time::Instant::now();
+        let lap = |what: &str| {
+            if timing {
+                eprintln!("  {what}: {:.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+            }
+        };
         crate::load::add_implied(&mut res);
         let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for n in &res.namespaces {
@@ -518,6 +525,7 @@ impl Model {
             });
         }
 
+        lap("entities");
         // Tiers.
         let mut tiers: Vec<Tier> = res
             .tiers
@@ -637,11 +645,13 @@ impl Model {
             })
             .collect();
 
+        lap("policies");
         // Label index: every entity, and every selector of every policy and profile.
         let mut index = LabelIndex::new();
         for (i, e) in entities.iter().enumerate() {
             index.upsert(i, &e.labels);
         }
+        lap("index entities");
         let mut model = Model {
             res,
             entities,
@@ -666,6 +676,7 @@ impl Model {
         for s in &sels {
             model.index.add_selector(s);
         }
+        lap("index selectors");
         model
     }
 
@@ -731,6 +742,19 @@ impl Model {
 
     /// Policies that apply to entity `id` in direction `dir`, in evaluation order.
     pub fn applying_policies(&self, id: usize, dir: Direction) -> Vec<usize> {
+        let slots = self.policy_slots();
+        self.applying_policies_with(&slots, id, dir)
+    }
+
+    /// The label-index slot of every policy's selector (in policy order).
+    pub(crate) fn policy_slots(&self) -> Vec<Option<u32>> {
+        self.policies
+            .iter()
+            .map(|p| self.index.slot(p.selector.uid()))
+            .collect()
+    }
+
+    pub(crate) fn applying_policies_with(&self, slots: &[Option<u32>], id: usize, dir: Direction) -> Vec<usize> {
         let e = &self.entities[id];
         if e.kind == EntityKind::NetworkSet {
             return Vec::new();
@@ -743,7 +767,7 @@ impl Model {
                 Direction::Egress => p.egress_applies,
             })
             .filter(|(_, p)| !(e.kind == EntityKind::Workload && (p.do_not_track || p.pre_dnat)))
-            .filter(|(_, p)| self.index.is_member(p.selector.uid(), id))
+            .filter(|(i, _)| slots[*i].is_some_and(|s| self.index.is_member_slot(s, id)))
             .map(|(i, _)| i)
             .collect()
     }

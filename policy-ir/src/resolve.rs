@@ -124,9 +124,9 @@ impl SetBuilder<'_> {
 }
 
 impl Model {
-    fn endpoint_policy(&self, id: usize, dir: Direction, used: &mut BTreeSet<usize>) -> EndpointPolicyIr {
+    fn endpoint_policy(&self, slots: &[Option<u32>], id: usize, dir: Direction, used: &mut BTreeSet<usize>) -> EndpointPolicyIr {
         let mut tiers: Vec<TierIr> = Vec::new();
-        for pi in self.applying_policies(id, dir) {
+        for pi in self.applying_policies_with(slots, id, dir) {
             used.insert(pi);
             let p = &self.policies[pi];
             match tiers.last_mut() {
@@ -215,12 +215,13 @@ impl Model {
         let mut profiles_used = BTreeSet::new();
         let mut workloads = Vec::new();
         let mut host_endpoints = Vec::new();
+        let slots = self.policy_slots();
         for (i, e) in self.entities.iter().enumerate() {
             if e.node.as_deref() != Some(node) || e.kind == EntityKind::NetworkSet {
                 continue;
             }
-            let ingress = self.endpoint_policy(i, Direction::Ingress, &mut used);
-            let egress = self.endpoint_policy(i, Direction::Egress, &mut used);
+            let ingress = self.endpoint_policy(&slots, i, Direction::Ingress, &mut used);
+            let egress = self.endpoint_policy(&slots, i, Direction::Egress, &mut used);
             profiles_used.extend(e.profiles.iter().cloned());
             match e.kind {
                 EntityKind::Workload => workloads.push(WorkloadEndpointIr {

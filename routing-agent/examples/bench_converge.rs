@@ -16,20 +16,34 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn run(mode: &str, rounds: usize) -> (f64, f64) {
-    let mut lab = Lab::new(&[("n1", "198.18.0.1/24"), ("n2", "198.18.0.2/24"), ("n3", "198.18.0.3/24")]);
+    let mut lab = Lab::new(&[
+        ("n1", "198.18.0.1/24"),
+        ("n2", "198.18.0.2/24"),
+        ("n3", "198.18.0.3/24"),
+    ]);
     for n in ["n1", "n2", "n3"] {
         let ip = &lab.node(n).ip.clone();
-        lab.write(&format!("node-{n}.yaml"), &node_yaml(n, &format!("{ip}/24"), "", ""));
+        lab.write(
+            &format!("node-{n}.yaml"),
+            &node_yaml(n, &format!("{ip}/24"), "", ""),
+        );
     }
     lab.write("pool.yaml", &pool_yaml(mode));
     lab.write("aff-n2.yaml", &affinity_yaml("n2", "10.244.2.0/26"));
     lab.write("aff-n3.yaml", &affinity_yaml("n3", "10.244.3.0/26"));
     lab.start_agents(true);
-    let want_dev = if mode == "Never" { "dev eth0 proto bird" } else { "dev tunl0 proto 80" };
+    let want_dev = if mode == "Never" {
+        "dev eth0 proto bird"
+    } else {
+        "dev tunl0 proto 80"
+    };
     // Warm-up: sessions established and initial routes in place.
     lab.wait_for("initial routes", 60, || {
-        lab.routes("n1").contains(&format!("10.244.2.0/26 via 198.18.0.2 {want_dev}"))
-            && lab.routes("n2").contains(&format!("10.244.3.0/26 via 198.18.0.3 {want_dev}"))
+        lab.routes("n1")
+            .contains(&format!("10.244.2.0/26 via 198.18.0.2 {want_dev}"))
+            && lab
+                .routes("n2")
+                .contains(&format!("10.244.3.0/26 via 198.18.0.3 {want_dev}"))
     });
     let mut times = Vec::new();
     for i in 0..rounds {
@@ -39,7 +53,11 @@ fn run(mode: &str, rounds: usize) -> (f64, f64) {
         let needle = format!("{block} via 198.18.0.1 {want_dev}");
         let mut done = [false, false];
         while !(done[0] && done[1]) {
-            assert!(t0.elapsed() < Duration::from_secs(30), "timeout\n{}", lab.dump());
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "timeout\n{}",
+                lab.dump()
+            );
             for (k, n) in ["n2", "n3"].iter().enumerate() {
                 if !done[k] && lab.routes(n).contains(&needle) {
                     done[k] = true;
@@ -53,7 +71,10 @@ fn run(mode: &str, rounds: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     for mode in ["Never", "Always"] {
         let (med, max) = run(mode, rounds);
         println!("pool {mode}: new block on n1 → route in n2 and n3 kernels: median {med:.0} ms, max {max:.0} ms over {rounds} rounds");

@@ -281,16 +281,15 @@ pub fn render(
     let my_as = model.node_as(me);
     let my_cid = me.cluster_id();
     let _ = writeln!(w, "router id {my_ip};");
+    // BIRD 2 has no global `listen bgp`: the listen address/port go into `local` of the
+    // template (`bindMode: NodeIP` → the node IP; `listenPort` → the port).
     let port = me.listen_port.or(model.bgp.listen_port);
-    if model.bgp.bind_node_ip || port.is_some() {
-        let _ = write!(w, "listen bgp");
-        if model.bgp.bind_node_ip {
-            let _ = write!(w, " address {my_ip}");
-        }
-        if let Some(p) = port {
-            let _ = write!(w, " port {p}");
-        }
-        let _ = writeln!(w, ";");
+    let mut local = String::from("local");
+    if model.bgp.bind_node_ip {
+        let _ = write!(local, " {my_ip}");
+    }
+    if let Some(p) = port {
+        let _ = write!(local, " port {p}");
     }
     let _ = writeln!(w);
 
@@ -383,7 +382,7 @@ pub fn render(
 
     let _ = writeln!(
         w,
-        "template bgp bgp_template {{\n{dbg}  description \"Connection to BGP peer\";\n  local as {my_as};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n"
+        "template bgp bgp_template {{\n{dbg}  description \"Connection to BGP peer\";\n  {local} as {my_as};\n  graceful restart;\n  connect delay time 2;\n  connect retry time 5;\n  error wait time 5,30;\n}}\n"
     );
     if !my_cid.is_empty() {
         let _ = writeln!(

@@ -50,21 +50,33 @@ fn secs(s: &str) -> Option<u32> {
 pub fn from_resources(r: &Resources) -> Result<Model, RoutingErrors> {
     let mut m = Model::default();
     let mut errs = Vec::new();
-    let asn = |v: &Option<IntOrString>, o: &Origin, res: &str, f: &str, errs: &mut Vec<RoutingError>| {
-        v.as_ref().and_then(|a| {
-            let n = a.as_number();
-            if n.is_none() {
-                errs.push(field_err(o, res.into(), f, format!("`{a}` is not an AS number")));
-            }
-            n
-        })
-    };
+    let asn =
+        |v: &Option<IntOrString>, o: &Origin, res: &str, f: &str, errs: &mut Vec<RoutingError>| {
+            v.as_ref().and_then(|a| {
+                let n = a.as_number();
+                if n.is_none() {
+                    errs.push(field_err(
+                        o,
+                        res.into(),
+                        f,
+                        format!("`{a}` is not an AS number"),
+                    ));
+                }
+                n
+            })
+        };
     for c in &r.bgp_configurations {
         let res = format!("BGPConfiguration {}", c.metadata.name);
         if c.metadata.name != "default" {
             continue;
         }
-        if let Some(a) = asn(&c.spec.as_number, &c.origin, &res, "spec.asNumber", &mut errs) {
+        if let Some(a) = asn(
+            &c.spec.as_number,
+            &c.origin,
+            &res,
+            "spec.asNumber",
+            &mut errs,
+        ) {
             m.bgp.as_num = a;
         }
         m.bgp.node_mesh = c.spec.node_to_node_mesh_enabled.unwrap_or(true);
@@ -85,14 +97,28 @@ pub fn from_resources(r: &Resources) -> Result<Model, RoutingErrors> {
                 let parsed = if b.ipv4_address.contains('/') {
                     b.ipv4_address.parse::<Ipv4Net>().ok()
                 } else {
-                    b.ipv4_address.parse::<Ipv4Addr>().ok().map(|a| Ipv4Net::new(a, 32).unwrap())
+                    b.ipv4_address
+                        .parse::<Ipv4Addr>()
+                        .ok()
+                        .map(|a| Ipv4Net::new(a, 32).unwrap())
                 };
                 match parsed {
                     Some(p) => node.ipv4 = Some(p),
-                    None => errs.push(field_err(&n.origin, res.clone(), "spec.bgp.ipv4Address", format!("`{}` is not IPv4 CIDR", b.ipv4_address))),
+                    None => errs.push(field_err(
+                        &n.origin,
+                        res.clone(),
+                        "spec.bgp.ipv4Address",
+                        format!("`{}` is not IPv4 CIDR", b.ipv4_address),
+                    )),
                 }
             }
-            node.as_num = asn(&b.as_number, &n.origin, &res, "spec.bgp.asNumber", &mut errs);
+            node.as_num = asn(
+                &b.as_number,
+                &n.origin,
+                &res,
+                "spec.bgp.asNumber",
+                &mut errs,
+            );
             if !b.route_reflector_cluster_id.is_empty() {
                 node.rr_cluster_id = Some(b.route_reflector_cluster_id.clone());
             }
@@ -107,7 +133,12 @@ pub fn from_resources(r: &Resources) -> Result<Model, RoutingErrors> {
             if p.spec.cidr.contains(':') {
                 continue;
             }
-            errs.push(field_err(&p.origin, res, "spec.cidr", format!("`{}` is not an IPv4 CIDR", p.spec.cidr)));
+            errs.push(field_err(
+                &p.origin,
+                res,
+                "spec.cidr",
+                format!("`{}` is not an IPv4 CIDR", p.spec.cidr),
+            ));
             continue;
         };
         let mode = match p.spec.effective_ipip_mode() {
@@ -141,13 +172,24 @@ pub fn from_resources(r: &Resources) -> Result<Model, RoutingErrors> {
                     p.peer_port = port;
                 }
                 Err(_) => {
-                    errs.push(field_err(&b.origin, res.clone(), "spec.peerIP", format!("`{}` is not IPv4[:port]", s.peer_ip)));
+                    errs.push(field_err(
+                        &b.origin,
+                        res.clone(),
+                        "spec.peerIP",
+                        format!("`{}` is not IPv4[:port]", s.peer_ip),
+                    ));
                     continue;
                 }
             }
         }
         p.as_num = asn(&s.as_number, &b.origin, &res, "spec.asNumber", &mut errs);
-        p.local_as = asn(&s.local_as_number, &b.origin, &res, "spec.localASNumber", &mut errs);
+        p.local_as = asn(
+            &s.local_as_number,
+            &b.origin,
+            &res,
+            "spec.localASNumber",
+            &mut errs,
+        );
         p.source_node_ip = s.source_address != "None";
         p.next_hop_mode = match s.next_hop_mode.as_str() {
             "Self" => NextHopMode::SelfHop,
@@ -169,24 +211,41 @@ pub fn from_resources(r: &Resources) -> Result<Model, RoutingErrors> {
             continue; // localWorkloadSelector peers are not supported here.
         }
         if p.peer_ip.is_some() && p.as_num.is_none() {
-            errs.push(field_err(&b.origin, res, "spec.asNumber", "peerIP needs asNumber".into()));
+            errs.push(field_err(
+                &b.origin,
+                res,
+                "spec.asNumber",
+                "peerIP needs asNumber".into(),
+            ));
             continue;
         }
         m.peers.push(p);
     }
     for a in &r.block_affinities {
         let res = format!("BlockAffinity {}", a.metadata.name);
-        if a.spec.deleted == "true" || (!a.spec.affinity_type.is_empty() && a.spec.affinity_type != "host") {
+        if a.spec.deleted == "true"
+            || (!a.spec.affinity_type.is_empty() && a.spec.affinity_type != "host")
+        {
             continue;
         }
         let Ok(cidr) = a.spec.cidr.parse::<Ipv4Net>() else {
             if !a.spec.cidr.contains(':') {
-                errs.push(field_err(&a.origin, res, "spec.cidr", format!("`{}` is not an IPv4 CIDR", a.spec.cidr)));
+                errs.push(field_err(
+                    &a.origin,
+                    res,
+                    "spec.cidr",
+                    format!("`{}` is not an IPv4 CIDR", a.spec.cidr),
+                ));
             }
             continue;
         };
         let Some(state) = AffinityState::parse(&a.spec.state) else {
-            errs.push(field_err(&a.origin, res, "spec.state", format!("`{}` is not a block affinity state", a.spec.state)));
+            errs.push(field_err(
+                &a.origin,
+                res,
+                "spec.state",
+                format!("`{}` is not a block affinity state", a.spec.state),
+            ));
             continue;
         };
         m.affinities.push(BlockAffinity {

@@ -27,6 +27,8 @@ struct Meta {
     labels: BTreeMap<String, String>,
     // v1 workloadEndpoint
     node: Option<String>,
+    // v1 ipPool
+    cidr: Option<S<String>>,
     workload: Option<String>,
 }
 
@@ -71,6 +73,8 @@ struct Spec {
     ipip_mode: Option<S<String>>,
     ipip: Option<V1Ipip>,
     nat_outgoing: Option<bool>,
+    #[serde(rename = "nat-outgoing")]
+    nat_outgoing_v1: Option<bool>,
     disabled: Option<bool>,
     #[serde(rename = "disableBGPExport")]
     disable_bgp_export: Option<bool>,
@@ -324,7 +328,7 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                 },
                 _ => IpipMode::Never,
             };
-            let Some(c) = &spec.cidr else {
+            let Some(c) = spec.cidr.as_ref().or(raw.metadata.cidr.as_ref()) else {
                 ctx.errors.push(RoutingError::Field {
                     file: ctx.file.to_path_buf(),
                     line: ctx.line0 + 1,
@@ -355,7 +359,7 @@ fn add_resource(raw: Raw, model: &mut Model, ctx: &mut Ctx) {
                     p.block_size = bs.value as u8;
                 }
             }
-            p.nat_outgoing = spec.nat_outgoing.unwrap_or(false);
+            p.nat_outgoing = spec.nat_outgoing.or(spec.nat_outgoing_v1).unwrap_or(false);
             p.disabled = spec.disabled.unwrap_or(false);
             p.disable_bgp_export = spec.disable_bgp_export.unwrap_or(false);
             if let Some(s) = &spec.node_selector {
@@ -648,6 +652,13 @@ pub fn parse_text(file: &Path, text: &str, model: &mut Model) -> Result<(), Rout
 
 /// Orders the model deterministically and applies cross-resource defaults.
 pub fn finish(model: &mut Model) {
+    // Nodes that only host endpoints exist too (without BGP address).
+    let hosting: Vec<String> = model.workloads.iter().map(|w| w.node.clone()).collect();
+    for n in hosting {
+        if !n.is_empty() && !model.nodes.iter().any(|x| x.name == n) {
+            model.nodes.push(Node::new(&n, None));
+        }
+    }
     model.nodes.sort_by(|a, b| a.name.cmp(&b.name));
     model.nodes.dedup_by(|a, b| a.name == b.name);
     model.pools.sort_by_key(|p| p.cidr);

@@ -260,7 +260,9 @@ fn load_errors_name_file_line_column_field() {
         "kind: Node\nmetadata: {name: a}\nspec: {bgp: {ipv4Address: 198.18.0.1/24}}\n---\nkind: IPPool\nmetadata:\n  name: p\nspec:\n  cidr: 10.244.0.0/99\n  ipipMode: Sometimes\n",
     )
     .unwrap();
-    let e = load::load_paths(std::slice::from_ref(&f)).unwrap_err().to_string();
+    let e = load::load_paths(std::slice::from_ref(&f))
+        .unwrap_err()
+        .to_string();
     let fs = f.display().to_string();
     assert!(
         e.contains(&format!("{fs}:9:9: IPPool p: field `spec.cidr`")),
@@ -271,7 +273,9 @@ fn load_errors_name_file_line_column_field() {
         "{e}"
     );
     std::fs::write(&f, "kind: Node\nmetadata: {name: [\n").unwrap();
-    let e = load::load_paths(std::slice::from_ref(&f)).unwrap_err().to_string();
+    let e = load::load_paths(std::slice::from_ref(&f))
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with(&format!("{fs}:")), "{e}");
 }
 
@@ -299,4 +303,75 @@ fn policy_ir_resources_convert_to_the_same_model() {
             );
         }
     }
+}
+
+#[test]
+fn seed_example_v1_forms() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed-tenant.yaml");
+    let m = load::load_paths(&[p]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.pools.len(), 1);
+    assert_eq!(m.pools[0].cidr.to_string(), "172.16.1.0/24");
+    assert_eq!(
+        m.pools[0].ipip_mode,
+        routing_agent::model::IpipMode::CrossSubnet
+    );
+    assert!(m.pools[0].nat_outgoing);
+    assert_eq!(
+        routes_text(&m, "slave1"),
+        "172.16.1.1 dev cali0ef24b1 proto 80 scope link\n172.16.1.2 dev cali0ef24b2 proto 80 scope link\n"
+    );
+    assert_eq!(
+        routes_text(&m, "slave2"),
+        "172.16.1.3 dev cali0ef24b3 proto 80 scope link\n"
+    );
+}
+
+#[test]
+fn every_peer_option_renders_and_parses_in_bird() {
+    let mut m = model("tor.yaml");
+    m.bgp.listen_port = Some(1179);
+    m.bgp.bind_node_ip = true;
+    m.bgp.log_level = Some("debug".into());
+    m.bgp.ignored_interfaces = vec!["veth*".into()];
+    m.bgp.mesh_password = Some("s3cret".into());
+    m.bgp.mesh_restart_time = Some(120);
+    let p = m.peers.iter_mut().find(|p| p.name == "tor").unwrap();
+    p.local_as = Some(65100);
+    p.keepalive_time = Some(30);
+    p.num_allowed_local_as = Some(2);
+    p.max_restart_time = Some(90);
+    p.password = Some("tor-pass".into());
+    p.source_node_ip = false;
+    p.next_hop_mode = routing_agent::model::NextHopMode::Keep;
+    let c = bird::render(
+        &m,
+        "n1",
+        &BirdOptions {
+            log_file: Some("/tmp/x.log".into()),
+        },
+    )
+    .unwrap();
+    for want in [
+        "  local 198.18.0.1 port 1179 as 63400;",
+        "  debug all;",
+        "interface -\"veth*\", -\"cali*\"",
+        "neighbor 198.18.1.2 port 1179 as 63400;",
+        "password \"s3cret\";",
+        "graceful restart time 120;",
+        "local as 65100;",
+        "keepalive time 30;",
+        "allow local as 2;",
+        "password \"tor-pass\";",
+        "next hop keep;",
+        "log \"/tmp/x.log\" all;",
+    ] {
+        assert!(c.contains(want), "missing {want:?}\n{c}");
+    }
+    // The ToR session has no source address (sourceAddress: None) and is eBGP from the
+    // overriding local AS.
+    let tor = c.split("protocol bgp Global_198_18_0_254").nth(1).unwrap();
+    let tor = tor.split("\n}\n").next().unwrap();
+    assert!(!tor.contains("source address"), "{tor}");
+    assert!(tor.contains("calico_export_to_bgp_peers(false)"), "{tor}");
+    routing_agent::birdctl::check_config(&c).unwrap_or_else(|e| panic!("{e}\n{c}"));
 }

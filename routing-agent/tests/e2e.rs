@@ -175,7 +175,15 @@ fn ipip_always_through_tunl0() {
     blocks3(&lab);
     lab.pod("n1", "10.244.1.1");
     lab.pod("n2", "10.244.2.1");
+    lab.pod("n1", "10.244.2.5"); // borrowed from n2's block
     lab.start_agents(true);
+    lab.wait_for("borrowed /32 on n2", 20, || {
+        lab.routes("n2")
+            .contains("10.244.2.5 via 198.18.0.1 dev tunl0 proto 80 onlink mtu 1480")
+    });
+    lab.wait_for("pod n2 → borrowed pod on n1", 20, || {
+        lab.ping(1, "10.244.2.5")
+    });
     lab.wait_for("tunl0 routes on n1", 20, || {
         lab.routes("n1")
             .contains("10.244.2.0/26 via 198.18.0.2 dev tunl0 proto 80 onlink mtu 1480")

@@ -89,7 +89,11 @@ fn main() {
     let sels: Vec<Selector> = sel_strs.iter().map(|s| parse(s).unwrap()).collect();
     for (s, p) in sel_strs.iter().zip(&sels) {
         let r = Selector::from_node(reference::parse_node(s).unwrap());
-        assert_eq!(r.canonical(), p.canonical(), "pest and fast parser disagree on {s:?}");
+        assert_eq!(
+            r.canonical(),
+            p.canonical(),
+            "pest and fast parser disagree on {s:?}"
+        );
     }
 
     // 2. Compiled evaluation over all pairs.
@@ -110,7 +114,9 @@ fn main() {
     });
     let eval_ns = eval_round.0.as_nanos() as f64 / pairs;
     let eval_wall_ns = eval_round.1.as_nanos() as f64 / pairs;
-    eprintln!("compiled eval: {eval_ns:.2} ns/pair (wall {eval_wall_ns:.2}), {brute} matching pairs");
+    eprintln!(
+        "compiled eval: {eval_ns:.2} ns/pair (wall {eval_wall_ns:.2}), {brute} matching pairs"
+    );
 
     // String-level evaluation (the reference semantics), once.
     let t = Instant::now();
@@ -122,7 +128,10 @@ fn main() {
     }
     let string_ns = t.elapsed().as_nanos() as f64 / pairs;
     eprintln!("string eval: {string_ns:.1} ns/pair, {string_count} matching pairs");
-    assert_eq!(brute, string_count, "compiled and string evaluation disagree");
+    assert_eq!(
+        brute, string_count,
+        "compiled and string evaluation disagree"
+    );
 
     // 3. Index.
     let t = Instant::now();

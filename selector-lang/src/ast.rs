@@ -13,6 +13,17 @@ pub(crate) fn grow<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(64 * 1024, 1024 * 1024, f)
 }
 
+/// Like [`grow`], but only checks the stack every 16 levels of `depth` (a few KiB of frames
+/// fit easily in the 64 KiB red zone), which keeps shallow walks free of the check.
+#[inline(always)]
+fn grow_at<R>(depth: u32, f: impl FnOnce() -> R) -> R {
+    if depth % 16 == 15 {
+        grow(f)
+    } else {
+        f()
+    }
+}
+
 /// One node of a parsed selector. Parentheses make no node; `!` parity is already collapsed
 /// for consecutive `!`s, but `!(!x)` stays `Not(Not(x))` exactly as in Calico.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +106,10 @@ fn push_set(out: &mut String, k: &str, op: &str, vals: &[String]) {
 impl Node {
     /// Appends Calico's canonical form of this node.
     pub fn write_canonical(&self, out: &mut String) {
+        self.write_c(out, 0)
+    }
+
+    fn write_c(&self, out: &mut String, depth: u32) {
         match self {
             Node::All => out.push_str("all()"),
             Node::Global => out.push_str("global()"),
@@ -132,7 +147,7 @@ impl Node {
             Node::NotIn(k, vals) => push_set(out, k, "not in", vals),
             Node::Not(inner) => {
                 out.push('!');
-                grow(|| inner.write_canonical(out));
+                grow_at(depth, || inner.write_c(out, depth + 1));
             }
             Node::And(ops) | Node::Or(ops) => {
                 let sep = if matches!(self, Node::And(_)) {
@@ -145,7 +160,7 @@ impl Node {
                     if i > 0 {
                         out.push_str(sep);
                     }
-                    grow(|| op.write_canonical(out));
+                    grow_at(depth, || op.write_c(out, depth + 1));
                 }
                 out.push(')');
             }
@@ -154,6 +169,10 @@ impl Node {
 
     /// Evaluates against a label map, with Calico's rules for absent labels.
     pub fn eval<L: Labels + ?Sized>(&self, l: &L) -> bool {
+        self.eval_d(l, 0)
+    }
+
+    fn eval_d<L: Labels + ?Sized>(&self, l: &L, depth: u32) -> bool {
         match self {
             Node::All | Node::Global => true,
             Node::Has(k) => l.get(k).is_some(),
@@ -165,12 +184,12 @@ impl Node {
             Node::In(k, vals) => l
                 .get(k)
                 .is_some_and(|x| vals.binary_search_by(|p| p.as_str().cmp(x)).is_ok()),
-            Node::NotIn(k, vals) => !l
+            Node::NotIn(k, vals) => l
                 .get(k)
-                .is_some_and(|x| vals.binary_search_by(|p| p.as_str().cmp(x)).is_ok()),
-            Node::Not(inner) => !grow(|| inner.eval(l)),
-            Node::And(ops) => ops.iter().all(|o| grow(|| o.eval(l))),
-            Node::Or(ops) => ops.iter().any(|o| grow(|| o.eval(l))),
+                .is_none_or(|x| vals.binary_search_by(|p| p.as_str().cmp(x)).is_err()),
+            Node::Not(inner) => !grow_at(depth, || inner.eval_d(l, depth + 1)),
+            Node::And(ops) => ops.iter().all(|o| grow_at(depth, || o.eval_d(l, depth + 1))),
+            Node::Or(ops) => ops.iter().any(|o| grow_at(depth, || o.eval_d(l, depth + 1))),
         }
     }
 

@@ -107,7 +107,8 @@ impl SelectorIndex {
         assert!(id < u32::MAX as usize, "label map IDs must fit in u32");
         for (k, v) in compiled.iter() {
             if self.postings.len() <= k as usize {
-                self.postings.resize_with(k as usize + 1, KeyPostings::default);
+                self.postings
+                    .resize_with(k as usize + 1, KeyPostings::default);
             }
             let kp = &mut self.postings[k as usize];
             kp.all.push(id as u32);

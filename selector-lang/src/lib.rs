@@ -120,7 +120,9 @@ pub struct Selector {
 
 /// Parses a selector with the fast parser (empty or blank input = `all()`).
 pub fn parse(input: &str) -> Result<Selector, ParseError> {
-    Ok(Selector::from_node(parser::parse_node(input)?))
+    let root = parser::parse_node(input)?;
+    // The canonical form is about as long as the input.
+    Ok(Selector::with_capacity(root, input.len() + 16))
 }
 
 /// Calico's `selector.Normalise`: trims Unicode whitespace, parses and returns the canonical
@@ -152,7 +154,11 @@ pub fn make_unique_id(prefix: &str, content: &str) -> String {
 impl Selector {
     /// Builds a selector from an AST (computes canonical form and UID).
     pub fn from_node(root: Node) -> Selector {
-        let mut canonical = String::with_capacity(64);
+        Self::with_capacity(root, 64)
+    }
+
+    fn with_capacity(root: Node, capacity: usize) -> Selector {
+        let mut canonical = String::with_capacity(capacity);
         root.write_canonical(&mut canonical);
         let uid = make_unique_id("s", &canonical);
         Selector {

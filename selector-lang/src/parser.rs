@@ -119,7 +119,10 @@ impl<'a> P<'a> {
             Kind::Label => {
                 // Calico: "should have an operator and a literal", i.e. >= 3 tokens incl. EOF.
                 if toks.len() - i < 3 {
-                    return Err(err_at(&toks[i + 1], "unexpected end of string looking for op"));
+                    return Err(err_at(
+                        &toks[i + 1],
+                        "unexpected end of string looking for op",
+                    ));
                 }
                 let op = &toks[i + 1];
                 let arg = &toks[i + 2];
@@ -188,10 +191,7 @@ pub(crate) fn parse_node(input: &str) -> Result<Node, ParseError> {
     if toks[0].kind == Kind::Eof {
         return Ok(Node::All);
     }
-    let p = P {
-        input,
-        toks: &toks,
-    };
+    let p = P { input, toks: &toks };
     let (node, rest) = p.parse()?;
     if rest != toks.len() - 1 {
         let mut msg = String::from("unexpected content at end of selector [");

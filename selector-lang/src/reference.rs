@@ -39,7 +39,10 @@ fn parse_inner(input: &str) -> Result<Node, ParseError> {
 
 fn string_value(p: Pair<'_, Rule>) -> String {
     // string = quote ~ body ~ quote; the body is the only inner pair.
-    p.into_inner().next().map(|b| b.as_str().to_owned()).unwrap_or_default()
+    p.into_inner()
+        .next()
+        .map(|b| b.as_str().to_owned())
+        .unwrap_or_default()
 }
 
 fn build(p: Pair<'_, Rule>) -> Node {

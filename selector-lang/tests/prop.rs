@@ -31,7 +31,15 @@ fn quoted(v: &str, prefer_single: bool) -> String {
 
 /// A valid selector as text, with random spacing and quoting.
 fn leaf() -> impl Strategy<Value = String> {
-    (key(), value(), prop::collection::vec(value(), 0..4), ws(), ws(), any::<bool>(), 0..14u8)
+    (
+        key(),
+        value(),
+        prop::collection::vec(value(), 0..4),
+        ws(),
+        ws(),
+        any::<bool>(),
+        0..14u8,
+    )
         .prop_map(|(k, v, set, w1, w2, sq, op)| {
             let q = quoted(v, sq);
             let set_text = {
@@ -66,13 +74,18 @@ fn selector_text() -> impl Strategy<Value = String> {
             (inner.clone(), ws()).prop_map(|(s, w)| format!("!({w}{s})")),
             (prop::collection::vec(inner.clone(), 2..4), ws())
                 .prop_map(|(v, w)| v.join(&format!("{w}&&{w}"))),
-            (prop::collection::vec(inner, 2..4), ws()).prop_map(|(v, w)| v.join(&format!("{w}||{w}"))),
+            (prop::collection::vec(inner, 2..4), ws())
+                .prop_map(|(v, w)| v.join(&format!("{w}||{w}"))),
         ]
     })
 }
 
 fn label_map() -> impl Strategy<Value = BTreeMap<String, String>> {
-    prop::collection::btree_map(key().prop_map(String::from), value().prop_map(String::from), 0..6)
+    prop::collection::btree_map(
+        key().prop_map(String::from),
+        value().prop_map(String::from),
+        0..6,
+    )
 }
 
 /// Inputs near the language: a valid selector with a few random edits drawn from the bytes
@@ -84,7 +97,14 @@ fn mutated() -> impl Strategy<Value = String> {
     ];
     (
         selector_text(),
-        prop::collection::vec((any::<prop::sample::Index>(), 0..3u8, prop::sample::select(BITS)), 1..4),
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                0..3u8,
+                prop::sample::select(BITS),
+            ),
+            1..4,
+        ),
     )
         .prop_map(|(s, edits)| {
             let mut b: Vec<char> = s.chars().collect();

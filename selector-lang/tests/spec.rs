@@ -16,22 +16,36 @@ fn canon(s: &str) -> String {
 
 #[track_caller]
 fn rejects(s: &str, message: &str, offset: usize) {
-    let e = parse(s).err().unwrap_or_else(|| panic!("{s:?} should be rejected"));
+    let e = parse(s)
+        .err()
+        .unwrap_or_else(|| panic!("{s:?} should be rejected"));
     assert_eq!(e.message, message, "message for {s:?}");
     assert_eq!(e.offset, offset, "offset for {s:?}");
     assert!(reference::parse_node(s).is_err(), "pest accepts {s:?}");
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[test]
 fn upstream_canonical_examples() {
     assert_eq!(canon(r#"a=="b""#), r#"a == "b""#);
-    assert_eq!(canon(r#"! (has( b)||! has(a ))"#), r#"!(has(b) || !has(a))"#);
-    assert_eq!(canon(r#"! (a == "b"&&! c != "d")"#), r#"!(a == "b" && !c != "d")"#);
-    assert_eq!(canon(r#"a in {"z", "z", "x", "y", "x", "a"}"#), r#"a in {"a", "x", "y", "z"}"#);
+    assert_eq!(
+        canon(r#"! (has( b)||! has(a ))"#),
+        r#"!(has(b) || !has(a))"#
+    );
+    assert_eq!(
+        canon(r#"! (a == "b"&&! c != "d")"#),
+        r#"!(a == "b" && !c != "d")"#
+    );
+    assert_eq!(
+        canon(r#"a in {"z", "z", "x", "y", "x", "a"}"#),
+        r#"a in {"a", "x", "y", "z"}"#
+    );
     assert_eq!(canon(r#"a startswith '"'"#), r#"a starts with '"'"#);
 }
 
@@ -42,8 +56,14 @@ fn canonical_rules() {
         canon(r#"a == "1" && (b == "2" && c == "3")"#),
         r#"(a == "1" && (b == "2" && c == "3"))"#
     );
-    assert_eq!(canon(r#"a == "1" || b == "2" || c == "3""#), r#"(a == "1" || b == "2" || c == "3")"#);
-    assert_eq!(canon(r#"a == "1" || b == "2" && c == "3""#), r#"(a == "1" || (b == "2" && c == "3"))"#);
+    assert_eq!(
+        canon(r#"a == "1" || b == "2" || c == "3""#),
+        r#"(a == "1" || b == "2" || c == "3")"#
+    );
+    assert_eq!(
+        canon(r#"a == "1" || b == "2" && c == "3""#),
+        r#"(a == "1" || (b == "2" && c == "3"))"#
+    );
     assert_eq!(canon(r#"((a == "b"))"#), r#"a == "b""#);
     assert_eq!(canon(r#"!(k == 'v')"#), r#"!k == "v""#);
     assert_eq!(canon(r#"!a == "b""#), r#"!a == "b""#);
@@ -60,14 +80,20 @@ fn canonical_rules() {
     assert_eq!(canon(r#"a in {"a",}"#), r#"a in {"a"}"#);
     assert_eq!(canon(r#"a in {}"#), r#"a in {}"#);
     assert_eq!(canon(r#"a in {"b","a",}"#), r#"a in {"a", "b"}"#);
-    assert_eq!(canon(r#"a in {"é", "f", "e", "B", "A", "b", "a", "9", "10", "1"}"#),
-        r#"a in {"1", "10", "9", "A", "B", "a", "b", "e", "f", "é"}"#);
+    assert_eq!(
+        canon(r#"a in {"é", "f", "e", "B", "A", "b", "a", "9", "10", "1"}"#),
+        r#"a in {"1", "10", "9", "A", "B", "a", "b", "e", "f", "é"}"#
+    );
     assert_eq!(canon(r#"in in {"in"}"#), r#"in in {"in"}"#);
     assert_eq!(canon(r#"has == "x""#), r#"has == "x""#);
-    assert_eq!(canon(r#"all == "x" && global != "y" && not == "z" && contains contains "c""#),
-        r#"(all == "x" && global != "y" && not == "z" && contains contains "c")"#);
-    assert_eq!(canon(r#"- == "x" && / == "y" && ... == "z" && 1 == """#),
-        r#"(- == "x" && / == "y" && ... == "z" && 1 == "")"#);
+    assert_eq!(
+        canon(r#"all == "x" && global != "y" && not == "z" && contains contains "c""#),
+        r#"(all == "x" && global != "y" && not == "z" && contains contains "c")"#
+    );
+    assert_eq!(
+        canon(r#"- == "x" && / == "y" && ... == "z" && 1 == """#),
+        r#"(- == "x" && / == "y" && ... == "z" && 1 == "")"#
+    );
     assert_eq!(canon("a == \"x\ny\""), "a == \"x\ny\"");
     assert_eq!(canon("a == \"\0é🎉\""), "a == \"\0é🎉\"");
     assert_eq!(canon(r#"a == "a\""#), r#"a == "a\""#);
@@ -111,7 +137,10 @@ fn uids() {
     assert_eq!(a.uid().len(), 40);
     let c = parse(r#"b in {"1","2"} && a == "x""#).unwrap();
     assert_ne!(a.uid(), c.uid());
-    assert_eq!(selector_lang::make_unique_id("s", "all()"), parse("").unwrap().uid());
+    assert_eq!(
+        selector_lang::make_unique_id("s", "all()"),
+        parse("").unwrap().uid()
+    );
 }
 
 #[test]
@@ -141,7 +170,11 @@ fn evaluation_rules() {
         let mut table = selector_lang::LabelTable::new();
         let c = table.compile_selector(&sel);
         let cl = table.compile_labels(l.iter());
-        assert_eq!(c.matches(&cl, &table), r, "compiled vs string eval on {s:?}");
+        assert_eq!(
+            c.matches(&cl, &table),
+            r,
+            "compiled vs string eval on {s:?}"
+        );
         r
     };
     assert!(t("all()") && t("global()") && t(""));
@@ -171,27 +204,48 @@ fn label_restrictions() {
     assert_eq!(lr("a == 'x'")["a"], present(Some(&["x"])));
     assert_eq!(lr("a in {'y', 'x'}")["a"], present(Some(&["x", "y"])));
     assert_eq!(lr("a in {}")["a"], present(None));
-    for s in ["has(a)", "a contains 'x'", "a starts with 'x'", "a ends with 'x'"] {
+    for s in [
+        "has(a)",
+        "a contains 'x'",
+        "a starts with 'x'",
+        "a ends with 'x'",
+    ] {
         assert_eq!(lr(s)["a"], present(None), "{s}");
     }
     assert_eq!(
         lr("!has(a)")["a"],
-        LabelRestriction { must_be_absent: true, ..Default::default() }
+        LabelRestriction {
+            must_be_absent: true,
+            ..Default::default()
+        }
     );
-    for s in ["a != 'x'", "a not in {'x'}", "all()", "global()", "!a == 'x'", "!(!has(a))"] {
+    for s in [
+        "a != 'x'",
+        "a not in {'x'}",
+        "all()",
+        "global()",
+        "!a == 'x'",
+        "!(!has(a))",
+    ] {
         assert!(lr(s).is_empty(), "{s}");
     }
     assert_eq!(lr("!!has(a)")["a"], present(None));
-    assert_eq!(lr("a == 'x' && a in {'x', 'y'}")["a"], present(Some(&["x"])));
+    assert_eq!(
+        lr("a == 'x' && a in {'x', 'y'}")["a"],
+        present(Some(&["x"]))
+    );
     assert_eq!(lr("a == 'x' && a == 'y'")["a"], present(Some(&[])));
     assert_eq!(lr("has(a) && a == 'x'")["a"], present(Some(&["x"])));
     let both = lr("a == 'x' && !has(b)");
     assert_eq!(both.len(), 2);
     assert!(both["b"].must_be_absent);
-    assert_eq!(lr("a == 'x' || a in {'z', 'y'}")["a"], present(Some(&["x", "y", "z"])));
+    assert_eq!(
+        lr("a == 'x' || a in {'z', 'y'}")["a"],
+        present(Some(&["x", "y", "z"]))
+    );
     assert_eq!(lr("a == 'x' || has(a)")["a"], present(None));
     assert!(lr("a == 'x' || b == 'y'").is_empty());
-    assert_eq!(lr("!has(a) || !has(a)")["a"].must_be_absent, true);
+    assert!(lr("!has(a) || !has(a)")["a"].must_be_absent);
     assert!(lr("!has(a) || has(a)").is_empty());
 }
 
@@ -204,7 +258,17 @@ fn bad_lexemes() {
     rejects(r#"a == 'b"#, "unterminated string", 5);
     rejects(r#"a == "x'"#, "unterminated string", 5);
     rejects(r#"a == "b" %"#, "expected identifier", 9);
-    for (s, off) in [("%", 0), ("?", 0), ("[", 0), (":", 0), ("@", 0), ("é", 0), ("\u{a0}", 0), ("\n", 0), ("\r", 0)] {
+    for (s, off) in [
+        ("%", 0),
+        ("?", 0),
+        ("[", 0),
+        (":", 0),
+        ("@", 0),
+        ("é", 0),
+        ("\u{a0}", 0),
+        ("\n", 0),
+        ("\r", 0),
+    ] {
         rejects(s, "expected identifier", off);
     }
     rejects("a == 'b'\n", "expected identifier", 8);
@@ -212,8 +276,16 @@ fn bad_lexemes() {
     rejects("a\n== 'b'", "expected operator after label \"a\"", 1);
     let long = "x".repeat(513);
     rejects(&long, &format!("label too long: {long}"), 0);
-    rejects(&format!("has( {long})"), &format!("label too long: {long}"), 5);
-    rejects(&format!("{long} == 'a'"), &format!("label too long: {long}"), 0);
+    rejects(
+        &format!("has( {long})"),
+        &format!("label too long: {long}"),
+        5,
+    );
+    rejects(
+        &format!("{long} == 'a'"),
+        &format!("label too long: {long}"),
+        0,
+    );
     let ok = "x".repeat(512);
     assert_eq!(canon(&format!("has({ok})")), format!("has({ok})"));
 }
@@ -221,22 +293,54 @@ fn bad_lexemes() {
 #[test]
 fn operator_problems() {
     rejects(r#"a IN {"x"}"#, "expected operator after label \"a\"", 2);
-    rejects(r#"a Contains "x""#, "expected operator after label \"a\"", 2);
+    rejects(
+        r#"a Contains "x""#,
+        "expected operator after label \"a\"",
+        2,
+    );
     rejects(r#"a b"#, "expected operator after label \"a\"", 2);
     rejects(r#"a not in b"#, "expected operator after label \"a\"", 2);
-    rejects(r#"a starts with b"#, "expected operator after label \"a\"", 2);
+    rejects(
+        r#"a starts with b"#,
+        "expected operator after label \"a\"",
+        2,
+    );
     rejects(r#"a inx {"x"}"#, "expected operator after label \"a\"", 2);
-    rejects(r#"a containsx "x""#, "expected operator after label \"a\"", 2);
+    rejects(
+        r#"a containsx "x""#,
+        "expected operator after label \"a\"",
+        2,
+    );
     rejects(r#"a % "b""#, "expected operator after label \"a\"", 2);
     rejects(r#"a === "b""#, "expected ==", 4);
     rejects(r#"a !== "b""#, "expected ==", 4);
     rejects(r#"a <> "b""#, "expected operator after label \"a\"", 2);
     rejects(r#"a ! = "b""#, "expected ==", 4);
-    rejects(r#"a == "b" and c == "d""#, "expected operator after label \"and\"", 13);
-    rejects(r#"a == "b" or c == "d""#, "expected operator after label \"or\"", 12);
-    rejects(r#"not a == "b""#, "expected operator after label \"not\"", 4);
-    rejects(r#"a == "b" AND c == "d""#, "expected operator after label \"AND\"", 13);
-    rejects(r#"a == "b" c == "d""#, "unexpected content at end of selector [TokLabel(c) TokEq() TokStringLiteral(d) TokEOF()]", 9);
+    rejects(
+        r#"a == "b" and c == "d""#,
+        "expected operator after label \"and\"",
+        13,
+    );
+    rejects(
+        r#"a == "b" or c == "d""#,
+        "expected operator after label \"or\"",
+        12,
+    );
+    rejects(
+        r#"not a == "b""#,
+        "expected operator after label \"not\"",
+        4,
+    );
+    rejects(
+        r#"a == "b" AND c == "d""#,
+        "expected operator after label \"AND\"",
+        13,
+    );
+    rejects(
+        r#"a == "b" c == "d""#,
+        "unexpected content at end of selector [TokLabel(c) TokEq() TokStringLiteral(d) TokEOF()]",
+        9,
+    );
     rejects(r#"a == "b" &&& c"#, "expected &&", 11);
 }
 
@@ -276,14 +380,22 @@ fn has_all_global_forms() {
     rejects("all(", "no closing ')' after all(", 4);
     rejects("global(", "no closing ')' after global(", 7);
     rejects("global( x)", "no closing ')' after global(", 8);
-    rejects("a == 'b' has(c)", "unexpected content at end of selector [TokHas(c) TokEOF()]", 9);
+    rejects(
+        "a == 'b' has(c)",
+        "unexpected content at end of selector [TokHas(c) TokEOF()]",
+        9,
+    );
     rejects("x has(c)", "expected operator after label \"x\"", 2);
 }
 
 #[test]
 fn structure() {
     rejects(r#"(a == "b""#, "expected )", 9);
-    rejects(r#"a == "b")"#, "unexpected content at end of selector [TokRParen() TokEOF()]", 8);
+    rejects(
+        r#"a == "b")"#,
+        "unexpected content at end of selector [TokRParen() TokEOF()]",
+        8,
+    );
     rejects("()", "unexpected token: TokRParen()", 1);
     rejects("( )", "unexpected token: TokRParen()", 2);
     rejects(r#"&& a == "b""#, "unexpected token: TokAnd()", 0);
@@ -291,11 +403,31 @@ fn structure() {
     rejects(r#"a == "b" &&"#, "unexpected token: TokEOF()", 11);
     rejects(r#"a == "b" ||"#, "unexpected token: TokEOF()", 11);
     rejects("!", "unexpected token: TokEOF()", 1);
-    rejects(r#"a == "b" !"#, "unexpected content at end of selector [TokNot() TokEOF()]", 9);
-    rejects(r#"a == "b" && || c == "d""#, "unexpected token: TokOr()", 12);
-    rejects(r#"a == "b" && && c == "d""#, "unexpected token: TokAnd()", 12);
-    rejects("has(a))", "unexpected content at end of selector [TokRParen() TokEOF()]", 6);
-    rejects("all() all()", "unexpected content at end of selector [TokAll() TokEOF()]", 6);
+    rejects(
+        r#"a == "b" !"#,
+        "unexpected content at end of selector [TokNot() TokEOF()]",
+        9,
+    );
+    rejects(
+        r#"a == "b" && || c == "d""#,
+        "unexpected token: TokOr()",
+        12,
+    );
+    rejects(
+        r#"a == "b" && && c == "d""#,
+        "unexpected token: TokAnd()",
+        12,
+    );
+    rejects(
+        "has(a))",
+        "unexpected content at end of selector [TokRParen() TokEOF()]",
+        6,
+    );
+    rejects(
+        "all() all()",
+        "unexpected content at end of selector [TokAll() TokEOF()]",
+        6,
+    );
     rejects("!= 'a'", "unexpected token: TokNe()", 0);
     rejects("{", "unexpected token: TokLBrace()", 0);
     rejects(",", "unexpected token: TokComma()", 0);
@@ -322,7 +454,10 @@ fn error_rendering_points_at_offset() {
     let r = e.render("a == b");
     assert_eq!(r, "error: expected string (at byte 5)\n  a == b\n       ^");
     let e = parse("a == 'b'\n").unwrap_err();
-    assert_eq!(e.render("a == 'b'\n"), "error: expected identifier (at byte 8)\n  a == 'b'\\n\n          ^");
+    assert_eq!(
+        e.render("a == 'b'\n"),
+        "error: expected identifier (at byte 8)\n  a == 'b'\\n\n          ^"
+    );
 }
 
 #[test]

@@ -284,7 +284,7 @@ fn deciding_reason(r: &LabResult) -> String {
     };
     let (ev, _, er) = side(&r.egress);
     let (iv, idec, ir) = side(&r.ingress);
-    let pick = if r.oracle == "deny" {
+    if r.oracle == "deny" {
         if ev == "deny" {
             er
         } else {
@@ -294,8 +294,7 @@ fn deciding_reason(r: &LabResult) -> String {
         er
     } else {
         ir
-    };
-    pick
+    }
 }
 
 /// The connectivity matrix for people: one line per probe, kernel beside oracle.

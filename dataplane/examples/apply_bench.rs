@@ -91,8 +91,9 @@ fn main() {
                 break 'find;
             }
             let own: BTreeMap<String, String> = old
-                .into_iter()
+                .iter()
                 .filter(|(k, _)| !k.starts_with("projectcalico.org/") && !k.starts_with("pcns."))
+                .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             model.relabel(id, own);
         }

@@ -98,6 +98,26 @@ pub fn apply_plan(target: &Target, plan: Plan) -> Result<ApplyReport> {
     Ok(report)
 }
 
+/// iptables-restore names the failing payload line (`Error occurred at line: N` or `line N
+/// failed`); quote it so the report says which rule was refused.
+fn with_failing_line(stderr: &str, payload: &str) -> String {
+    let n = stderr
+        .split("line: ")
+        .nth(1)
+        .or_else(|| stderr.split("line ").nth(1))
+        .and_then(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<usize>()
+                .ok()
+        });
+    match n.and_then(|n| payload.lines().nth(n.wrapping_sub(1)).map(|l| (n, l))) {
+        Some((n, line)) => format!("{stderr}\npayload line {n}: {line}"),
+        None => stderr.to_string(),
+    }
+}
+
 fn restore(target: &Target, table: &str, payload: &str, test: bool) -> Result<()> {
     let mut args: Vec<&str> = RESTORE_ARGS.to_vec();
     if test {
@@ -109,7 +129,7 @@ fn restore(target: &Target, table: &str, payload: &str, test: bool) -> Result<()
         .map_err(|e| match e {
             DataplaneError::Command { stderr, .. } => DataplaneError::Restore {
                 table: table.to_string(),
-                stderr,
+                stderr: with_failing_line(&stderr, payload),
             },
             other => other,
         })

@@ -300,6 +300,7 @@ fn a_rejected_payload_changes_nothing() {
     let err = apply(&t, &bad).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("filter") && msg.contains("unchanged"), "{msg}");
+    assert!(msg.contains("payload line") && msg.contains("-m nosuchmatch"), "{msg}");
     assert_eq!(
         strip(&t.run("iptables-save", &[], None).unwrap()),
         strip(&before)

@@ -117,6 +117,15 @@ fn render_rule(r: &GenRule, out: &mut String) {
     }
 }
 
+/// Workloads (app, namespace, node, has `tier` label), policies, profile ingress rules,
+/// whether tier "security" defaults to Pass.
+type World = (
+    Vec<(usize, usize, usize, bool)>,
+    Vec<GenPolicy>,
+    Vec<GenRule>,
+    bool,
+);
+
 #[derive(Debug, Clone)]
 struct GenPolicy {
     namespaced: bool,
@@ -148,14 +157,7 @@ fn policy_s() -> impl Strategy<Value = GenPolicy> {
         )
 }
 
-fn world_s() -> impl Strategy<
-    Value = (
-        Vec<(usize, usize, usize, bool)>,
-        Vec<GenPolicy>,
-        Vec<GenRule>,
-        bool,
-    ),
-> {
+fn world_s() -> impl Strategy<Value = World> {
     (
         // workloads: (app, namespace, node, has tier label)
         prop::collection::vec(
@@ -168,14 +170,7 @@ fn world_s() -> impl Strategy<
     )
 }
 
-fn yaml(
-    world: &(
-        Vec<(usize, usize, usize, bool)>,
-        Vec<GenPolicy>,
-        Vec<GenRule>,
-        bool,
-    ),
-) -> String {
+fn yaml(world: &World) -> String {
     let (wls, pols, prof_rules, security_pass) = world;
     let mut y = String::new();
     let _ = write!(

@@ -75,7 +75,11 @@ impl Ctx {
 }
 
 /// Deserialises `T` from `node`, whose field path is `path` (empty for a document root).
-pub fn from_node<'a, T: Deserialize<'a>>(node: &'a Node, path: &str, ctx: &Ctx) -> Result<T, DeError> {
+pub fn from_node<'a, T: Deserialize<'a>>(
+    node: &'a Node,
+    path: &str,
+    ctx: &Ctx,
+) -> Result<T, DeError> {
     T::deserialize(NodeDe {
         node,
         path: path.to_string(),
@@ -461,7 +465,10 @@ struct MapDe<'a, 'c> {
 impl<'de, 'a: 'de, 'c> MapAccess<'de> for MapDe<'a, 'c> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         match self.entries.next() {
             None => Ok(None),
             Some((k, val)) => {
@@ -520,13 +527,22 @@ mod tests {
         assert_eq!(err.path.as_deref(), Some("inner"));
         let issues = ctx.issues.borrow();
         assert_eq!(issues.len(), 2);
-        assert_eq!(issues[0].message, "unknown field `prots` (did you mean `ports`?)");
+        assert_eq!(
+            issues[0].message,
+            "unknown field `prots` (did you mean `ports`?)"
+        );
         assert_eq!(issues[0].loc, Loc { line: 2, column: 1 });
         assert_eq!(issues[1].path, "inner.selectr");
 
         let docs = parse_documents("name: x\nports: [1, 99999]\n").unwrap();
         let err = from_node::<T>(&docs[0], "", &Ctx::new(true)).unwrap_err();
         assert_eq!(err.path.as_deref(), Some("ports[1]"));
-        assert_eq!(err.loc, Some(Loc { line: 2, column: 12 }));
+        assert_eq!(
+            err.loc,
+            Some(Loc {
+                line: 2,
+                column: 12
+            })
+        );
     }
 }

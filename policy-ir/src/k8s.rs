@@ -504,7 +504,10 @@ mod tests {
                 values: vec!["y".into(), "x".into()],
             }],
         };
-        assert_eq!(label_selector(&s), "a == '1' && b == '2' && t not in { 'x', 'y' }");
+        assert_eq!(
+            label_selector(&s),
+            "a == '1' && b == '2' && t not in { 'x', 'y' }"
+        );
     }
 
     #[test]
@@ -521,7 +524,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(g.len(), 2);
-        assert_eq!(g[0].1, vec![IntOrString::Int(80), IntOrString::Str("http".into())]);
+        assert_eq!(
+            g[0].1,
+            vec![IntOrString::Int(80), IntOrString::Str("http".into())]
+        );
         assert!(g[1].1.is_empty());
         assert!(port_groups(&[p(None, Some(IntOrString::Int(0)))]).is_none());
     }

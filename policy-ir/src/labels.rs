@@ -8,6 +8,7 @@
 //! checked.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use selector_lang::{Selector, SelectorIndex};
 
@@ -54,7 +55,7 @@ pub struct LabelIndex {
     keys: HashMap<String, KeyBucket>,
     scan: Vec<u32>,
     /// Labels of every entity (own copy, for old/new comparison on relabel).
-    labels: Vec<Option<BTreeMap<String, String>>>,
+    labels: Vec<Option<Arc<BTreeMap<String, String>>>>,
     /// Entities whose labels changed since the SelectorIndex was last synced.
     dirty: Vec<usize>,
 }
@@ -94,10 +95,18 @@ impl LabelIndex {
 
     fn count(&mut self, labels: &BTreeMap<String, String>, up: bool) {
         for (k, v) in labels {
-            let b = self.keys.entry(k.clone()).or_default();
+            if !self.keys.contains_key(k) {
+                self.keys.insert(k.clone(), KeyBucket::default());
+            }
+            let b = self.keys.get_mut(k).expect("inserted");
             if up {
                 b.count += 1;
-                *b.value_count.entry(v.clone()).or_default() += 1;
+                match b.value_count.get_mut(v) {
+                    Some(c) => *c += 1,
+                    None => {
+                        b.value_count.insert(v.clone(), 1);
+                    }
+                }
             } else {
                 b.count = b.count.saturating_sub(1);
                 if let Some(c) = b.value_count.get_mut(v) {
@@ -223,6 +232,15 @@ impl LabelIndex {
 
     /// Sets the labels of `entity` (adding it if new) and returns the membership deltas.
     pub fn upsert(&mut self, entity: usize, labels: &BTreeMap<String, String>) -> Vec<Delta> {
+        self.upsert_shared(entity, Arc::new(labels.clone()))
+    }
+
+    /// [`Self::upsert`] with labels shared with the caller (no copy).
+    pub fn upsert_shared(
+        &mut self,
+        entity: usize,
+        labels: Arc<BTreeMap<String, String>>,
+    ) -> Vec<Delta> {
         if self.labels.len() <= entity {
             self.labels.resize_with(entity + 1, || None);
         }
@@ -232,15 +250,17 @@ impl LabelIndex {
             self.count(old, false);
             self.candidates(old, &mut cands);
         }
-        self.count(labels, true);
-        self.candidates(labels, &mut cands);
+        self.count(&labels, true);
+        self.candidates(&labels, &mut cands);
         cands.extend_from_slice(&self.scan);
         cands.sort_unstable();
         cands.dedup();
         let mut deltas = Vec::new();
         for slot in cands {
-            let Some(e) = self.slots[slot as usize].as_mut() else { continue };
-            let now = e.selector.matches(labels);
+            let Some(e) = self.slots[slot as usize].as_mut() else {
+                continue;
+            };
+            let now = e.selector.matches(&*labels);
             let was = e.members.contains(&entity);
             if now != was {
                 if now {
@@ -261,7 +281,7 @@ impl LabelIndex {
         } else {
             self.dirty.push(entity);
         }
-        self.labels[entity] = Some(labels.clone());
+        self.labels[entity] = Some(labels);
         deltas.sort();
         deltas
     }
@@ -279,7 +299,9 @@ impl LabelIndex {
         cands.dedup();
         let mut deltas = Vec::new();
         for slot in cands {
-            let Some(e) = self.slots[slot as usize].as_mut() else { continue };
+            let Some(e) = self.slots[slot as usize].as_mut() else {
+                continue;
+            };
             if e.members.remove(&entity) {
                 deltas.push(Delta {
                     uid: e.uid.clone(),

@@ -47,7 +47,15 @@ pub struct Finding {
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}: {}", self.file, self.line, self.column, self.kind.name(), self.resource)?;
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file,
+            self.line,
+            self.column,
+            self.kind.name(),
+            self.resource
+        )?;
         if !self.field.is_empty() {
             write!(f, " {}", self.field)?;
         }
@@ -96,10 +104,14 @@ fn side_covers(wide: &Side, narrow: &Side) -> bool {
             return false;
         }
     }
-    if !subset(&wide.not_ports, &narrow.not_ports) || !subset(&wide.not_named_ports, &narrow.not_named_ports) {
+    if !subset(&wide.not_ports, &narrow.not_ports)
+        || !subset(&wide.not_named_ports, &narrow.not_named_ports)
+    {
         return false;
     }
-    if wide.service_account_names.is_some() && wide.service_account_names != narrow.service_account_names {
+    if wide.service_account_names.is_some()
+        && wide.service_account_names != narrow.service_account_names
+    {
         return false;
     }
     if wide.service_account_selector.is_some() {
@@ -147,7 +159,13 @@ fn dir_name(d: Direction) -> &'static str {
     }
 }
 
-fn shadowed(rules: &[Rule], dir: Direction, origin: &Origin, resource: &str, out: &mut Vec<Finding>) {
+fn shadowed(
+    rules: &[Rule],
+    dir: Direction,
+    origin: &Origin,
+    resource: &str,
+    out: &mut Vec<Finding>,
+) {
     for (j, r) in rules.iter().enumerate() {
         if let Some(w) = rules[..j]
             .iter()
@@ -184,7 +202,11 @@ pub fn lint(model: &Model) -> Vec<Finding> {
         }
     }
 
-    let rule_checks = |rules: &[Rule], dir: Direction, origin: &Origin, resource: &str, out: &mut Vec<Finding>| {
+    let rule_checks = |rules: &[Rule],
+                       dir: Direction,
+                       origin: &Origin,
+                       resource: &str,
+                       out: &mut Vec<Finding>| {
         shadowed(rules, dir, origin, resource, out);
         for r in rules {
             for (side, s) in [("source", &r.src), ("destination", &r.dst)] {
@@ -197,7 +219,10 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                             kind: FindingKind::SelectorMatchesNothing,
                             resource: resource.to_string(),
                             field: format!("spec.{}[{}].{side}.selector", dir_name(dir), r.index),
-                            message: format!("selector {} matches no endpoint or network set", sel.canonical()),
+                            message: format!(
+                                "selector {} matches no endpoint or network set",
+                                sel.canonical()
+                            ),
                         });
                     }
                 }
@@ -216,7 +241,9 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                             field: format!("spec.{}[{}].{side}.ports", dir_name(dir), r.index),
                             message: format!(
                                 "named port {n:?}{} is defined by no endpoint",
-                                r.protocol.map(|p| format!(" ({})", p.iptables_name())).unwrap_or_default()
+                                r.protocol
+                                    .map(|p| format!(" ({})", p.iptables_name()))
+                                    .unwrap_or_default()
                             ),
                         });
                     }
@@ -227,9 +254,20 @@ pub fn lint(model: &Model) -> Vec<Finding> {
 
     for p in &model.policies {
         let resource = format!("{} \"{}\"", p.id.kind.kind_name(), p.id.display_name());
-        rule_checks(&p.ingress, Direction::Ingress, &p.origin, &resource, &mut out);
+        rule_checks(
+            &p.ingress,
+            Direction::Ingress,
+            &p.origin,
+            &resource,
+            &mut out,
+        );
         rule_checks(&p.egress, Direction::Egress, &p.origin, &resource, &mut out);
-        if !model.index.members(p.selector.uid()).into_iter().any(endpoint) {
+        if !model
+            .index
+            .members(p.selector.uid())
+            .into_iter()
+            .any(endpoint)
+        {
             out.push(Finding {
                 file: p.origin.file.clone(),
                 line: p.origin.line,
@@ -237,7 +275,10 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                 kind: FindingKind::PolicySelectsNothing,
                 resource: resource.clone(),
                 field: "spec.selector".into(),
-                message: format!("the policy selects no endpoint ({})", p.selector.canonical()),
+                message: format!(
+                    "the policy selects no endpoint ({})",
+                    p.selector.canonical()
+                ),
             });
         }
     }
@@ -245,8 +286,20 @@ pub fn lint(model: &Model) -> Vec<Finding> {
     // Which endpoints use each profile.
     for (name, prof) in &model.profiles {
         let resource = format!("Profile \"{name}\"");
-        rule_checks(&prof.ingress, Direction::Ingress, &prof.origin, &resource, &mut out);
-        rule_checks(&prof.egress, Direction::Egress, &prof.origin, &resource, &mut out);
+        rule_checks(
+            &prof.ingress,
+            Direction::Ingress,
+            &prof.origin,
+            &resource,
+            &mut out,
+        );
+        rule_checks(
+            &prof.egress,
+            Direction::Egress,
+            &prof.origin,
+            &resource,
+            &mut out,
+        );
         let users: Vec<usize> = (0..model.entities.len())
             .filter(|i| endpoint(*i) && model.entities[*i].profiles.contains(name))
             .collect();
@@ -263,7 +316,10 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                 None => false,
             });
             if always {
-                let names: Vec<String> = users.iter().map(|i| model.entities[*i].id.to_string()).collect();
+                let names: Vec<String> = users
+                    .iter()
+                    .map(|i| model.entities[*i].id.to_string())
+                    .collect();
                 out.push(Finding {
                     file: prof.origin.file.clone(),
                     line: prof.origin.line,

@@ -184,14 +184,23 @@ impl Loader {
                         }
                     }
                     None => {}
-                    Some(_) => self.diag(file, doc.loc, "", "items", "expected a list of resources"),
+                    Some(_) => {
+                        self.diag(file, doc.loc, "", "items", "expected a list of resources")
+                    }
                 }
             }
             _ => self.add_resource(file, doc),
         }
     }
 
-    fn diag(&mut self, file: &str, loc: Loc, resource: &str, field: &str, message: impl Into<String>) {
+    fn diag(
+        &mut self,
+        file: &str,
+        loc: Loc,
+        resource: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) {
         self.diagnostics.push(Diagnostic {
             file: file.to_string(),
             line: loc.line,
@@ -204,7 +213,16 @@ impl Loader {
 
     fn add_resource(&mut self, file: &str, node: &Node) {
         if !matches!(node.value, Value::Map(_)) {
-            self.diag(file, node.loc, "", "", format!("expected a resource (a mapping), found {}", node.kind_name()));
+            self.diag(
+                file,
+                node.loc,
+                "",
+                "",
+                format!(
+                    "expected a resource (a mapping), found {}",
+                    node.kind_name()
+                ),
+            );
             return;
         }
         let api = raw_str(node, &["apiVersion"]).unwrap_or("").to_string();
@@ -240,7 +258,12 @@ impl Loader {
             _ => true,
         };
         if !known {
-            let all: Vec<&str> = V3_KINDS.iter().chain(V1_KINDS).chain(K8S_KINDS).copied().collect();
+            let all: Vec<&str> = V3_KINDS
+                .iter()
+                .chain(V1_KINDS)
+                .chain(K8S_KINDS)
+                .copied()
+                .collect();
             let hint = did_you_mean(&kind, &all)
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
@@ -267,7 +290,14 @@ impl Loader {
         }
     }
 
-    fn check_dup(&mut self, kind: &str, meta: &ObjectMeta, origin: &Origin, label: &str, loc: &HashMap<String, Loc>) {
+    fn check_dup(
+        &mut self,
+        kind: &str,
+        meta: &ObjectMeta,
+        origin: &Origin,
+        label: &str,
+        loc: &HashMap<String, Loc>,
+    ) {
         let key = (kind.to_string(), meta.namespace.clone(), meta.name.clone());
         if let Some(first) = self.seen.get(&key) {
             let l = loc.get("metadata.name").copied().unwrap_or(Loc {
@@ -293,7 +323,15 @@ impl Loader {
         }
     }
 
-    fn reference(&mut self, origin: &Origin, loc: &HashMap<String, Loc>, label: &str, field: String, kind: &'static str, name: &str) {
+    fn reference(
+        &mut self,
+        origin: &Origin,
+        loc: &HashMap<String, Loc>,
+        label: &str,
+        field: String,
+        kind: &'static str,
+        name: &str,
+    ) {
         let l = loc.get(&field).copied().unwrap_or(Loc {
             line: origin.line,
             column: origin.column,
@@ -344,16 +382,27 @@ impl Loader {
                 let (metadata, spec): (ObjectMeta, r::TierSpec) = doc(node, ctx)?;
                 if let Some(a) = &spec.default_action {
                     if a != "Deny" && a != "Pass" {
-                        checker!().error("spec.defaultAction", format!("unknown defaultAction {a:?}; expected Deny or Pass"));
+                        checker!().error(
+                            "spec.defaultAction",
+                            format!("unknown defaultAction {a:?}; expected Deny or Pass"),
+                        );
                     }
                 }
                 self.check_dup(kind, &metadata, &origin, label, &ctx.locations.borrow());
-                self.resources.tiers.push(r::Tier { metadata, spec, origin });
+                self.resources.tiers.push(r::Tier {
+                    metadata,
+                    spec,
+                    origin,
+                });
             }
             ("v3", "GlobalNetworkPolicy") | ("v1", "policy") => {
                 let p = if family == "v3" {
                     let (metadata, spec) = doc(node, ctx)?;
-                    r::GlobalNetworkPolicy { metadata, spec, origin: origin.clone() }
+                    r::GlobalNetworkPolicy {
+                        metadata,
+                        spec,
+                        origin: origin.clone(),
+                    }
                 } else {
                     let (m, s) = doc(node, ctx)?;
                     let mut p = v1::policy(m, s);
@@ -369,7 +418,10 @@ impl Loader {
                         c.selector("spec.namespaceSelector", &p.spec.namespace_selector);
                     }
                     if !p.spec.service_account_selector.is_empty() {
-                        c.selector("spec.serviceAccountSelector", &p.spec.service_account_selector);
+                        c.selector(
+                            "spec.serviceAccountSelector",
+                            &p.spec.service_account_selector,
+                        );
                     }
                     c.types("spec.types", &p.spec.types);
                     c.rules("spec.ingress", &p.spec.ingress);
@@ -377,7 +429,11 @@ impl Loader {
                 }
                 let l = ctx.locations.borrow().clone();
                 self.check_dup("GlobalNetworkPolicy", &p.metadata, &origin, label, &l);
-                let tier = if p.spec.tier.is_empty() { "default".to_string() } else { p.spec.tier.clone() };
+                let tier = if p.spec.tier.is_empty() {
+                    "default".to_string()
+                } else {
+                    p.spec.tier.clone()
+                };
                 self.reference(&origin, &l, label, "spec.tier".into(), "Tier", &tier);
                 self.resources.global_network_policies.push(p);
             }
@@ -386,7 +442,12 @@ impl Loader {
                 if metadata.namespace.is_none() {
                     metadata.namespace = Some("default".into());
                 }
-                let p = r::NetworkPolicy { metadata, spec, from_kubernetes: false, origin: origin.clone() };
+                let p = r::NetworkPolicy {
+                    metadata,
+                    spec,
+                    from_kubernetes: false,
+                    origin: origin.clone(),
+                };
                 {
                     let mut c = checker!();
                     if !p.spec.selector.is_empty() {
@@ -398,7 +459,11 @@ impl Loader {
                 }
                 let l = ctx.locations.borrow().clone();
                 self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
-                let tier = if p.spec.tier.is_empty() { "default".to_string() } else { p.spec.tier.clone() };
+                let tier = if p.spec.tier.is_empty() {
+                    "default".to_string()
+                } else {
+                    p.spec.tier.clone()
+                };
                 self.reference(&origin, &l, label, "spec.tier".into(), "Tier", &tier);
                 self.resources.network_policies.push(p);
             }
@@ -417,7 +482,11 @@ impl Loader {
             ("v3", "Profile") | ("v1", "profile") => {
                 let p = if family == "v3" {
                     let (metadata, spec) = doc(node, ctx)?;
-                    r::Profile { metadata, spec, origin: origin.clone() }
+                    r::Profile {
+                        metadata,
+                        spec,
+                        origin: origin.clone(),
+                    }
                 } else {
                     let (m, s) = doc(node, ctx)?;
                     let mut p = v1::profile(m, s);
@@ -437,7 +506,11 @@ impl Loader {
                 let w = match family {
                     "v3" => {
                         let (metadata, spec) = doc(node, ctx)?;
-                        r::WorkloadEndpoint { metadata, spec, origin: origin.clone() }
+                        r::WorkloadEndpoint {
+                            metadata,
+                            spec,
+                            origin: origin.clone(),
+                        }
                     }
                     "v1" => {
                         let (m, s) = doc(node, ctx)?;
@@ -458,13 +531,21 @@ impl Loader {
                 };
                 {
                     let mut c = checker!();
-                    let f = if family == "k8s" { "status.podIPs" } else { "spec.ipNetworks" };
+                    let f = if family == "k8s" {
+                        "status.podIPs"
+                    } else {
+                        "spec.ipNetworks"
+                    };
                     for (i, n) in w.spec.ip_networks.iter().enumerate() {
                         c.net(&format!("{f}[{i}]"), n);
                     }
                     c.endpoint_ports("spec.ports", &w.spec.ports);
                     if w.spec.node.is_empty() && family != "k8s" {
-                        let f = if family == "v1" { "metadata.node" } else { "spec.node" };
+                        let f = if family == "v1" {
+                            "metadata.node"
+                        } else {
+                            "spec.node"
+                        };
                         c.error(f, "missing node");
                     }
                 }
@@ -472,7 +553,14 @@ impl Loader {
                 self.check_dup("WorkloadEndpoint", &w.metadata, &origin, label, &l);
                 if family != "k8s" {
                     for (i, p) in w.spec.profiles.iter().enumerate() {
-                        self.reference(&origin, &l, label, format!("spec.profiles[{i}]"), "Profile", p);
+                        self.reference(
+                            &origin,
+                            &l,
+                            label,
+                            format!("spec.profiles[{i}]"),
+                            "Profile",
+                            p,
+                        );
                     }
                 }
                 self.resources.workload_endpoints.push(w);
@@ -480,7 +568,11 @@ impl Loader {
             ("v3", "HostEndpoint") | ("v1", "hostEndpoint") => {
                 let h = if family == "v3" {
                     let (metadata, spec) = doc(node, ctx)?;
-                    r::HostEndpoint { metadata, spec, origin: origin.clone() }
+                    r::HostEndpoint {
+                        metadata,
+                        spec,
+                        origin: origin.clone(),
+                    }
                 } else {
                     let (m, s) = doc(node, ctx)?;
                     let mut h = v1::host_endpoint(m, s);
@@ -500,7 +592,14 @@ impl Loader {
                 let l = ctx.locations.borrow().clone();
                 self.check_dup("HostEndpoint", &h.metadata, &origin, label, &l);
                 for (i, p) in h.spec.profiles.iter().enumerate() {
-                    self.reference(&origin, &l, label, format!("spec.profiles[{i}]"), "Profile", p);
+                    self.reference(
+                        &origin,
+                        &l,
+                        label,
+                        format!("spec.profiles[{i}]"),
+                        "Profile",
+                        p,
+                    );
                 }
                 self.resources.host_endpoints.push(h);
             }
@@ -518,15 +617,29 @@ impl Loader {
                 }
                 self.check_dup(kind, &metadata, &origin, label, &l);
                 if kind == "NetworkSet" {
-                    self.resources.network_sets.push(r::NetworkSet { metadata, spec, origin });
+                    self.resources.network_sets.push(r::NetworkSet {
+                        metadata,
+                        spec,
+                        origin,
+                    });
                 } else {
-                    self.resources.global_network_sets.push(r::GlobalNetworkSet { metadata, spec, origin });
+                    self.resources
+                        .global_network_sets
+                        .push(r::GlobalNetworkSet {
+                            metadata,
+                            spec,
+                            origin,
+                        });
                 }
             }
             ("v3", "IPPool") | ("v1", "ipPool") => {
                 let p = if family == "v3" {
                     let (metadata, spec) = doc(node, ctx)?;
-                    r::IpPool { metadata, spec, origin: origin.clone() }
+                    r::IpPool {
+                        metadata,
+                        spec,
+                        origin: origin.clone(),
+                    }
                 } else {
                     let (m, s) = doc(node, ctx)?;
                     let mut p = v1::ip_pool(m, s);
@@ -535,21 +648,53 @@ impl Loader {
                 };
                 {
                     let mut c = checker!();
-                    let f = if family == "v1" { "metadata.cidr" } else { "spec.cidr" };
+                    let f = if family == "v1" {
+                        "metadata.cidr"
+                    } else {
+                        "spec.cidr"
+                    };
                     match p.spec.cidr.parse::<ipnet::IpNet>() {
-                        Ok(n) if n.trunc() != n => c.error(f, format!("{:?} is not a network address (did you mean {}?)", p.spec.cidr, n.trunc())),
+                        Ok(n) if n.trunc() != n => c.error(
+                            f,
+                            format!(
+                                "{:?} is not a network address (did you mean {}?)",
+                                p.spec.cidr,
+                                n.trunc()
+                            ),
+                        ),
                         Ok(_) => {}
                         Err(_) => c.error(f, format!("{:?} is not a CIDR", p.spec.cidr)),
                     }
-                    if !matches!(p.spec.ipip_mode.as_str(), "" | "Never" | "Always" | "CrossSubnet") {
-                        c.error("spec.ipipMode", format!("unknown ipipMode {:?}; expected Never, Always or CrossSubnet", p.spec.ipip_mode));
+                    if !matches!(
+                        p.spec.ipip_mode.as_str(),
+                        "" | "Never" | "Always" | "CrossSubnet"
+                    ) {
+                        c.error(
+                            "spec.ipipMode",
+                            format!(
+                                "unknown ipipMode {:?}; expected Never, Always or CrossSubnet",
+                                p.spec.ipip_mode
+                            ),
+                        );
                     }
-                    if !matches!(p.spec.vxlan_mode.as_str(), "" | "Never" | "Always" | "CrossSubnet") {
-                        c.error("spec.vxlanMode", format!("unknown vxlanMode {:?}; expected Never, Always or CrossSubnet", p.spec.vxlan_mode));
+                    if !matches!(
+                        p.spec.vxlan_mode.as_str(),
+                        "" | "Never" | "Always" | "CrossSubnet"
+                    ) {
+                        c.error(
+                            "spec.vxlanMode",
+                            format!(
+                                "unknown vxlanMode {:?}; expected Never, Always or CrossSubnet",
+                                p.spec.vxlan_mode
+                            ),
+                        );
                     }
                     if let Some(b) = p.spec.block_size {
                         if !(20..=32).contains(&b) && p.spec.cidr.contains('.') {
-                            c.error("spec.blockSize", format!("blockSize {b} is out of range 20..=32"));
+                            c.error(
+                                "spec.blockSize",
+                                format!("blockSize {b} is out of range 20..=32"),
+                            );
                         }
                     }
                     if !p.spec.node_selector.is_empty() {
@@ -563,7 +708,11 @@ impl Loader {
             ("v3", "Node") | ("v1", "node") => {
                 let n = if family == "v3" {
                     let (metadata, spec) = doc(node, ctx)?;
-                    r::Node { metadata, spec, origin: origin.clone() }
+                    r::Node {
+                        metadata,
+                        spec,
+                        origin: origin.clone(),
+                    }
                 } else {
                     let (m, s) = doc(node, ctx)?;
                     let mut n = v1::node(m, s);
@@ -588,7 +737,11 @@ impl Loader {
             ("v3", "BGPPeer") | ("v1", "bgpPeer") => {
                 let p = if family == "v3" {
                     let (metadata, spec) = doc(node, ctx)?;
-                    r::BgpPeer { metadata, spec, origin: origin.clone() }
+                    r::BgpPeer {
+                        metadata,
+                        spec,
+                        origin: origin.clone(),
+                    }
                 } else {
                     let (m, s) = doc(node, ctx)?;
                     let mut p = v1::bgp_peer(m, s);
@@ -597,7 +750,10 @@ impl Loader {
                 };
                 {
                     let mut c = checker!();
-                    for (f, s) in [("spec.nodeSelector", &p.spec.node_selector), ("spec.peerSelector", &p.spec.peer_selector)] {
+                    for (f, s) in [
+                        ("spec.nodeSelector", &p.spec.node_selector),
+                        ("spec.peerSelector", &p.spec.peer_selector),
+                    ] {
                         if !s.is_empty() {
                             c.selector(f, s);
                         }
@@ -616,7 +772,11 @@ impl Loader {
                 let (metadata, spec) = doc(node, ctx)?;
                 let l = ctx.locations.borrow().clone();
                 self.check_dup(kind, &metadata, &origin, label, &l);
-                self.resources.bgp_configurations.push(r::BgpConfiguration { metadata, spec, origin });
+                self.resources.bgp_configurations.push(r::BgpConfiguration {
+                    metadata,
+                    spec,
+                    origin,
+                });
             }
             ("v3", "BlockAffinity") => {
                 let (metadata, spec): (ObjectMeta, r::BlockAffinitySpec) = doc(node, ctx)?;
@@ -626,19 +786,32 @@ impl Loader {
                 }
                 let l = ctx.locations.borrow().clone();
                 self.check_dup(kind, &metadata, &origin, label, &l);
-                self.resources.block_affinities.push(r::BlockAffinity { metadata, spec, origin });
+                self.resources.block_affinities.push(r::BlockAffinity {
+                    metadata,
+                    spec,
+                    origin,
+                });
             }
             ("v3", "FelixConfiguration") => {
                 let (metadata, spec) = doc(node, ctx)?;
                 let l = ctx.locations.borrow().clone();
                 self.check_dup(kind, &metadata, &origin, label, &l);
-                self.resources.felix_configurations.push(r::FelixConfiguration { metadata, spec, origin });
+                self.resources
+                    .felix_configurations
+                    .push(r::FelixConfiguration {
+                        metadata,
+                        spec,
+                        origin,
+                    });
             }
             ("k8s", "Namespace") => {
                 let d: Doc<ObjectMeta, serde::de::IgnoredAny> = from_node(node, "", ctx)?;
                 let l = ctx.locations.borrow().clone();
                 self.check_dup(kind, &d.metadata, &origin, label, &l);
-                self.resources.namespaces.push(r::Namespace { metadata: d.metadata, origin });
+                self.resources.namespaces.push(r::Namespace {
+                    metadata: d.metadata,
+                    origin,
+                });
             }
             _ => unreachable!("kind checked above"),
         }
@@ -650,8 +823,18 @@ impl Loader {
     /// returns the resources or every diagnostic, sorted by place.
     pub fn finish(mut self) -> Result<Resources, PolicyIrError> {
         add_implied(&mut self.resources);
-        let profiles: BTreeSet<&str> = self.resources.profiles.iter().map(|p| p.metadata.name.as_str()).collect();
-        let mut tiers: BTreeSet<&str> = self.resources.tiers.iter().map(|t| t.metadata.name.as_str()).collect();
+        let profiles: BTreeSet<&str> = self
+            .resources
+            .profiles
+            .iter()
+            .map(|p| p.metadata.name.as_str())
+            .collect();
+        let mut tiers: BTreeSet<&str> = self
+            .resources
+            .tiers
+            .iter()
+            .map(|t| t.metadata.name.as_str())
+            .collect();
         tiers.extend(["default", "kube-admin", "kube-baseline"]);
         for r in &self.references {
             let (set, all): (&BTreeSet<&str>, Vec<&str>) = match r.kind {
@@ -668,7 +851,10 @@ impl Loader {
                     column: r.loc.column,
                     resource: r.resource.clone(),
                     field: r.field.clone(),
-                    message: format!("references {} {:?}, which is not defined{hint}", r.kind, r.name),
+                    message: format!(
+                        "references {} {:?}, which is not defined{hint}",
+                        r.kind, r.name
+                    ),
                 });
             }
         }
@@ -686,7 +872,11 @@ impl Loader {
 /// Adds Namespaces that pods or namespaced resources imply, and the `kns.<ns>` profile of every
 /// Kubernetes namespace (pods list it).
 pub fn add_implied(res: &mut Resources) {
-    let mut known: BTreeSet<String> = res.namespaces.iter().map(|n| n.metadata.name.clone()).collect();
+    let mut known: BTreeSet<String> = res
+        .namespaces
+        .iter()
+        .map(|n| n.metadata.name.clone())
+        .collect();
     let needed: Vec<String> = res
         .workload_endpoints
         .iter()
@@ -704,7 +894,11 @@ pub fn add_implied(res: &mut Resources) {
             });
         }
     }
-    let have: BTreeSet<String> = res.profiles.iter().map(|p| p.metadata.name.clone()).collect();
+    let have: BTreeSet<String> = res
+        .profiles
+        .iter()
+        .map(|p| p.metadata.name.clone())
+        .collect();
     let mut extra = Vec::new();
     for n in &res.namespaces {
         let name = format!("kns.{}", n.metadata.name);
@@ -722,9 +916,16 @@ fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
         for (i, e) in s.match_expressions.iter().enumerate() {
             let p = format!("{path}.matchExpressions[{i}]");
             match e.operator.as_str() {
-                "In" | "NotIn" if e.values.is_empty() => c.error(&format!("{p}.values"), "In and NotIn need values"),
+                "In" | "NotIn" if e.values.is_empty() => {
+                    c.error(&format!("{p}.values"), "In and NotIn need values")
+                }
                 "In" | "NotIn" | "Exists" | "DoesNotExist" => {}
-                other => c.error(&format!("{p}.operator"), format!("unknown operator {other:?}; expected In, NotIn, Exists or DoesNotExist")),
+                other => c.error(
+                    &format!("{p}.operator"),
+                    format!(
+                        "unknown operator {other:?}; expected In, NotIn, Exists or DoesNotExist"
+                    ),
+                ),
             }
         }
         let text = k8s::label_selector(s);
@@ -743,15 +944,24 @@ fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
             }
             if let Some(b) = &p.ip_block {
                 if p.pod_selector.is_some() || p.namespace_selector.is_some() {
-                    c.error(&pp, "ipBlock cannot be combined with podSelector or namespaceSelector");
+                    c.error(
+                        &pp,
+                        "ipBlock cannot be combined with podSelector or namespaceSelector",
+                    );
                 }
                 match b.cidr.parse::<ipnet::IpNet>() {
                     Ok(_) => {}
-                    Err(_) => c.error(&format!("{pp}.ipBlock.cidr"), format!("{:?} is not a CIDR", b.cidr)),
+                    Err(_) => c.error(
+                        &format!("{pp}.ipBlock.cidr"),
+                        format!("{:?} is not a CIDR", b.cidr),
+                    ),
                 }
                 for (j, e) in b.except.iter().enumerate() {
                     if e.parse::<ipnet::IpNet>().is_err() {
-                        c.error(&format!("{pp}.ipBlock.except[{j}]"), format!("{e:?} is not a CIDR"));
+                        c.error(
+                            &format!("{pp}.ipBlock.except[{j}]"),
+                            format!("{e:?} is not a CIDR"),
+                        );
                     }
                 }
             }
@@ -762,7 +972,10 @@ fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
             let pp = format!("{path}[{i}]");
             if let Some(pr) = &p.protocol {
                 if !matches!(pr.as_str(), "TCP" | "UDP" | "SCTP") {
-                    c.error(&format!("{pp}.protocol"), format!("unknown protocol {pr:?}; expected TCP, UDP or SCTP"));
+                    c.error(
+                        &format!("{pp}.protocol"),
+                        format!("unknown protocol {pr:?}; expected TCP, UDP or SCTP"),
+                    );
                 }
             }
             if let Some(port) = &p.port {
@@ -772,7 +985,10 @@ fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
             }
             if let (Some(e), Some(r::IntOrString::Int(s))) = (p.end_port, &p.port) {
                 if e < *s || e > 65535 {
-                    c.error(&format!("{pp}.endPort"), format!("endPort {e} must be between port {s} and 65535"));
+                    c.error(
+                        &format!("{pp}.endPort"),
+                        format!("endPort {e} must be between port {s} and 65535"),
+                    );
                 }
             }
         }
@@ -780,7 +996,10 @@ fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
     sel(c, "spec.podSelector", &spec.pod_selector);
     for t in &spec.policy_types {
         if t != "Ingress" && t != "Egress" {
-            c.error("spec.policyTypes", format!("unknown policy type {t:?}; expected Ingress or Egress"));
+            c.error(
+                "spec.policyTypes",
+                format!("unknown policy type {t:?}; expected Ingress or Egress"),
+            );
         }
     }
     for (i, r) in spec.ingress.iter().enumerate() {
@@ -795,5 +1014,8 @@ fn check_k8s_policy(c: &mut Checker, spec: &k8s::NetworkPolicySpec) {
 
 /// Sorted label map helper for tests and callers.
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -12,7 +12,9 @@ use crate::error::PolicyIrError;
 use crate::ir::*;
 use crate::labels::LabelIndex;
 use crate::resources::{self as r, Origin, Resources};
-use crate::validate::{parse_action, parse_net, parse_port, parse_protocol, parse_selector, PortSpec};
+use crate::validate::{
+    parse_action, parse_net, parse_port, parse_protocol, parse_selector, PortSpec,
+};
 
 /// What an entity of the label index is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,8 +33,9 @@ pub struct Entity {
     pub interface: String,
     /// IPv4 addresses (endpoints) or CIDRs (network sets).
     pub nets: Vec<Ipv4Net>,
-    /// Own labels, over profile `labelsToApply`, plus the implicit labels.
-    pub labels: BTreeMap<String, String>,
+    /// Own labels, over profile `labelsToApply`, plus the implicit labels (shared with the
+    /// label index).
+    pub labels: std::sync::Arc<BTreeMap<String, String>>,
     pub profiles: Vec<String>,
     /// Named ports: (name, protocol, number).
     pub ports: Vec<(String, Protocol, u16)>,
@@ -175,7 +178,11 @@ fn sel_or_all(s: &str) -> Selector {
 
 /// Combines a selector with its namespace scope: `namespace_selector` (rewritten to `pcns.`
 /// labels) or, in a namespaced policy without one, `projectcalico.org/namespace == '<ns>'`.
-pub fn scoped_selector(selector: &str, namespace_selector: &str, namespace: Option<&str>) -> Option<Selector> {
+pub fn scoped_selector(
+    selector: &str,
+    namespace_selector: &str,
+    namespace: Option<&str>,
+) -> Option<Selector> {
     let ns_part: Option<String> = if !namespace_selector.trim().is_empty() {
         let s = sel_or_all(namespace_selector);
         Some(Selector::from_node(pcns(s.root())).canonical().to_string())
@@ -415,7 +422,23 @@ impl Model {
             .iter()
             .map(|p| (p.metadata.name.as_str(), &p.spec.labels_to_apply))
             .collect();
-        let effective = |own: &BTreeMap<String, String>, profiles: &[String], ns: Option<&str>, orchestrator: &str, sa: &str| {
+        let pcns_labels: HashMap<&str, Vec<(String, String)>> = namespaces
+            .iter()
+            .map(|(ns, nl)| {
+                let mut v: Vec<(String, String)> = nl
+                    .iter()
+                    .map(|(k, v)| (format!("pcns.{k}"), v.clone()))
+                    .collect();
+                v.push(("pcns.projectcalico.org/name".into(), ns.clone()));
+                v.push(("pcns.kubernetes.io/metadata.name".into(), ns.clone()));
+                (ns.as_str(), v)
+            })
+            .collect();
+        let effective = |own: &BTreeMap<String, String>,
+                         profiles: &[String],
+                         ns: Option<&str>,
+                         orchestrator: &str,
+                         sa: &str| {
             let mut l: BTreeMap<String, String> = BTreeMap::new();
             // Profiles in order; the first profile to define a key wins.
             for p in profiles {
@@ -430,23 +453,24 @@ impl Model {
             }
             if let Some(ns) = ns {
                 l.insert("projectcalico.org/namespace".into(), ns.to_string());
-                if let Some(nl) = namespaces.get(ns) {
-                    for (k, v) in nl {
-                        l.entry(format!("pcns.{k}")).or_insert_with(|| v.clone());
+                if let Some(extra) = pcns_labels.get(ns) {
+                    for (k, v) in extra {
+                        if !l.contains_key(k) {
+                            l.insert(k.clone(), v.clone());
+                        }
                     }
                 }
-                l.entry("pcns.projectcalico.org/name".into())
-                    .or_insert_with(|| ns.to_string());
-                l.entry("pcns.kubernetes.io/metadata.name".into())
-                    .or_insert_with(|| ns.to_string());
             }
             if !orchestrator.is_empty() {
-                l.insert("projectcalico.org/orchestrator".into(), orchestrator.to_string());
+                l.insert(
+                    "projectcalico.org/orchestrator".into(),
+                    orchestrator.to_string(),
+                );
             }
             if !sa.is_empty() {
                 l.insert("projectcalico.org/serviceaccount".into(), sa.to_string());
             }
-            l
+            std::sync::Arc::new(l)
         };
 
         let mut entities = Vec::new();
@@ -461,10 +485,17 @@ impl Model {
                 node: Some(w.spec.node.clone()),
                 interface: w.spec.interface_name.clone(),
                 nets: v4_nets(&w.spec.ip_networks).0,
-                labels: effective(&w.metadata.labels, &w.spec.profiles, ns, &w.spec.orchestrator, &w.spec.service_account_name),
+                labels: effective(
+                    &w.metadata.labels,
+                    &w.spec.profiles,
+                    ns,
+                    &w.spec.orchestrator,
+                    &w.spec.service_account_name,
+                ),
                 profiles: w.spec.profiles.clone(),
                 ports: endpoint_ports(&w.spec.ports),
-                service_account: (!w.spec.service_account_name.is_empty()).then(|| w.spec.service_account_name.clone()),
+                service_account: (!w.spec.service_account_name.is_empty())
+                    .then(|| w.spec.service_account_name.clone()),
                 origin: w.origin.clone(),
             });
         }
@@ -481,7 +512,11 @@ impl Model {
                 } else {
                     h.spec.interface_name.clone()
                 },
-                nets: v4_nets(&h.spec.expected_ips).0.into_iter().map(|n| Ipv4Net::new(n.addr(), 32).expect("32")).collect(),
+                nets: v4_nets(&h.spec.expected_ips)
+                    .0
+                    .into_iter()
+                    .map(|n| Ipv4Net::new(n.addr(), 32).expect("32"))
+                    .collect(),
                 labels: effective(&h.metadata.labels, &h.spec.profiles, None, "", ""),
                 profiles: h.spec.profiles.clone(),
                 ports: endpoint_ports(&h.spec.ports),
@@ -499,7 +534,7 @@ impl Model {
                 node: None,
                 interface: String::new(),
                 nets: v4_nets(&s.spec.nets).0,
-                labels: s.metadata.labels.clone(),
+                labels: std::sync::Arc::new(s.metadata.labels.clone()),
                 profiles: Vec::new(),
                 ports: Vec::new(),
                 service_account: None,
@@ -553,14 +588,26 @@ impl Model {
             }
         }
         tiers.sort_by(|a, b| cmp_order(a.order, b.order).then_with(|| a.name.cmp(&b.name)));
-        let tier_pos: HashMap<String, usize> = tiers.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        let tier_pos: HashMap<String, usize> = tiers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
 
         // Policies.
         let mut policies = Vec::new();
         for p in &res.global_network_policies {
-            let (ing, eg) = effective_types(&p.spec.types, !p.spec.ingress.is_empty(), !p.spec.egress.is_empty());
+            let (ing, eg) = effective_types(
+                &p.spec.types,
+                !p.spec.ingress.is_empty(),
+                !p.spec.egress.is_empty(),
+            );
             let sel = scoped_selector(
-                if p.spec.selector.trim().is_empty() { "all()" } else { &p.spec.selector },
+                if p.spec.selector.trim().is_empty() {
+                    "all()"
+                } else {
+                    &p.spec.selector
+                },
                 &p.spec.namespace_selector,
                 None,
             )
@@ -571,7 +618,11 @@ impl Model {
                     namespace: None,
                     name: p.metadata.name.clone(),
                 },
-                tier: if p.spec.tier.is_empty() { "default".into() } else { p.spec.tier.clone() },
+                tier: if p.spec.tier.is_empty() {
+                    "default".into()
+                } else {
+                    p.spec.tier.clone()
+                },
                 order: p.spec.order,
                 selector: sel,
                 ingress_applies: ing,
@@ -585,10 +636,22 @@ impl Model {
             });
         }
         for p in &res.network_policies {
-            let ns = p.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-            let (ing, eg) = effective_types(&p.spec.types, !p.spec.ingress.is_empty(), !p.spec.egress.is_empty());
+            let ns = p
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let (ing, eg) = effective_types(
+                &p.spec.types,
+                !p.spec.ingress.is_empty(),
+                !p.spec.egress.is_empty(),
+            );
             let sel = scoped_selector(
-                if p.spec.selector.trim().is_empty() { "all()" } else { &p.spec.selector },
+                if p.spec.selector.trim().is_empty() {
+                    "all()"
+                } else {
+                    &p.spec.selector
+                },
                 "",
                 Some(&ns),
             )
@@ -603,7 +666,11 @@ impl Model {
                     namespace: Some(ns.clone()),
                     name: p.metadata.name.clone(),
                 },
-                tier: if p.spec.tier.is_empty() { "default".into() } else { p.spec.tier.clone() },
+                tier: if p.spec.tier.is_empty() {
+                    "default".into()
+                } else {
+                    p.spec.tier.clone()
+                },
                 order: p.spec.order,
                 selector: sel,
                 ingress_applies: ing,
@@ -623,8 +690,18 @@ impl Model {
             ta.cmp(&tb)
                 .then_with(|| cmp_order(a.order, b.order))
                 .then_with(|| {
-                    let ka = format!("{}/{}/{}", a.id.name, a.id.namespace.as_deref().unwrap_or(""), kind_str(a.id.kind));
-                    let kb = format!("{}/{}/{}", b.id.name, b.id.namespace.as_deref().unwrap_or(""), kind_str(b.id.kind));
+                    let ka = format!(
+                        "{}/{}/{}",
+                        a.id.name,
+                        a.id.namespace.as_deref().unwrap_or(""),
+                        kind_str(a.id.kind)
+                    );
+                    let kb = format!(
+                        "{}/{}/{}",
+                        b.id.name,
+                        b.id.namespace.as_deref().unwrap_or(""),
+                        kind_str(b.id.kind)
+                    );
                     ka.cmp(&kb)
                 })
         });
@@ -649,7 +726,7 @@ impl Model {
         // Label index: every entity, and every selector of every policy and profile.
         let mut index = LabelIndex::new();
         for (i, e) in entities.iter().enumerate() {
-            index.upsert(i, &e.labels);
+            index.upsert_shared(i, e.labels.clone());
         }
         lap("index entities");
         let mut model = Model {
@@ -711,7 +788,12 @@ impl Model {
 
     /// Nodes hosting endpoints or declared by Node resources, sorted.
     pub fn nodes(&self) -> Vec<String> {
-        let mut s: BTreeSet<String> = self.res.nodes.iter().map(|n| n.metadata.name.clone()).collect();
+        let mut s: BTreeSet<String> = self
+            .res
+            .nodes
+            .iter()
+            .map(|n| n.metadata.name.clone())
+            .collect();
         for e in &self.entities {
             if let Some(n) = &e.node {
                 if !n.is_empty() {
@@ -724,7 +806,11 @@ impl Model {
 
     /// Relabels entity `id` (own labels replaced by `labels`, implicit and profile labels kept)
     /// and returns the membership deltas of every selector.
-    pub fn relabel(&mut self, id: usize, labels: BTreeMap<String, String>) -> Vec<crate::labels::Delta> {
+    pub fn relabel(
+        &mut self,
+        id: usize,
+        labels: BTreeMap<String, String>,
+    ) -> Vec<crate::labels::Delta> {
         let e = &mut self.entities[id];
         let implicit: Vec<(String, String)> = e
             .labels
@@ -736,8 +822,9 @@ impl Model {
         for (k, v) in implicit {
             l.insert(k, v);
         }
-        e.labels = l;
-        self.index.upsert(id, &self.entities[id].labels)
+        e.labels = std::sync::Arc::new(l);
+        self.index
+            .upsert_shared(id, self.entities[id].labels.clone())
     }
 
     /// Policies that apply to entity `id` in direction `dir`, in evaluation order.
@@ -754,7 +841,12 @@ impl Model {
             .collect()
     }
 
-    pub(crate) fn applying_policies_with(&self, slots: &[Option<u32>], id: usize, dir: Direction) -> Vec<usize> {
+    pub(crate) fn applying_policies_with(
+        &self,
+        slots: &[Option<u32>],
+        id: usize,
+        dir: Direction,
+    ) -> Vec<usize> {
         let e = &self.entities[id];
         if e.kind == EntityKind::NetworkSet {
             return Vec::new();
@@ -782,7 +874,9 @@ impl Model {
             self.entities
                 .iter()
                 .enumerate()
-                .filter(|(_, e)| is_ep(e) && e.id.namespace.as_deref() == Some(ns) && e.id.name == name)
+                .filter(|(_, e)| {
+                    is_ep(e) && e.id.namespace.as_deref() == Some(ns) && e.id.name == name
+                })
                 .map(|(i, _)| i)
                 .collect()
         } else {
@@ -860,15 +954,22 @@ impl Model {
 
     /// Whether `sel` matches the packet address `ip` (owned by entity `ep`, if any): the
     /// endpoint's labels, or any network set containing the address.
-    pub fn selector_matches_address(&self, sel: &Selector, ip: Ipv4Addr, ep: Option<usize>) -> bool {
+    pub fn selector_matches_address(
+        &self,
+        sel: &Selector,
+        ip: Ipv4Addr,
+        ep: Option<usize>,
+    ) -> bool {
         if let Some(i) = ep {
             if sel.matches(&self.entities[i]) {
                 return true;
             }
         }
-        self.entities
-            .iter()
-            .any(|e| e.kind == EntityKind::NetworkSet && e.nets.iter().any(|n| n.contains(&ip)) && sel.matches(e))
+        self.entities.iter().any(|e| {
+            e.kind == EntityKind::NetworkSet
+                && e.nets.iter().any(|n| n.contains(&ip))
+                && sel.matches(e)
+        })
     }
 }
 
@@ -882,10 +983,9 @@ fn rule_selectors(r: &Rule) -> Vec<Selector> {
         if let Some(x) = &s.not_selector {
             v.push(x.clone());
         }
-        if !s.named_ports.is_empty() || !s.not_named_ports.is_empty() {
-            if s.selector.is_none() {
-                v.push(Selector::all());
-            }
+        // Named-port sets are over the side's selector, or all() (always for negated ones).
+        if (!s.named_ports.is_empty() && s.selector.is_none()) || !s.not_named_ports.is_empty() {
+            v.push(Selector::all());
         }
     }
     v

@@ -91,7 +91,13 @@ fn in_ranges(p: u16, r: &[PortRange]) -> bool {
 }
 
 impl Model {
-    fn named_port_matches(&self, ep: Option<usize>, proto: Protocol, port: u16, names: &[String]) -> bool {
+    fn named_port_matches(
+        &self,
+        ep: Option<usize>,
+        proto: Protocol,
+        port: u16,
+        names: &[String],
+    ) -> bool {
         let Some(i) = ep else { return false };
         self.entities[i]
             .ports
@@ -99,7 +105,14 @@ impl Model {
             .any(|(n, p, num)| *p == proto && *num == port && names.contains(n))
     }
 
-    fn side_matches(&self, s: &Side, ip: Ipv4Addr, ep: Option<usize>, port: Option<u16>, pk: &Packet) -> bool {
+    fn side_matches(
+        &self,
+        s: &Side,
+        ip: Ipv4Addr,
+        ep: Option<usize>,
+        port: Option<u16>,
+        pk: &Packet,
+    ) -> bool {
         if !s.nets.is_empty() && !s.nets.iter().any(|n| n.contains(&ip)) {
             return false;
         }
@@ -130,13 +143,16 @@ impl Model {
         let has_ports = !s.ports.is_empty() || !s.named_ports.is_empty();
         if has_ports {
             let Some(p) = port else { return false };
-            let ok = in_ranges(p, &s.ports) || self.named_port_matches(ep, pk.protocol, p, &s.named_ports);
+            let ok = in_ranges(p, &s.ports)
+                || self.named_port_matches(ep, pk.protocol, p, &s.named_ports);
             if !ok {
                 return false;
             }
         }
         if let Some(p) = port {
-            if in_ranges(p, &s.not_ports) || self.named_port_matches(ep, pk.protocol, p, &s.not_named_ports) {
+            if in_ranges(p, &s.not_ports)
+                || self.named_port_matches(ep, pk.protocol, p, &s.not_named_ports)
+            {
                 return false;
             }
         }
@@ -155,16 +171,26 @@ impl Model {
             }
         }
         if let Some(i) = r.icmp {
-            if pk.protocol != Protocol::Icmp || i.icmp_type != pk.icmp.0 || i.code.is_some_and(|c| c != pk.icmp.1) {
+            if pk.protocol != Protocol::Icmp
+                || i.icmp_type != pk.icmp.0
+                || i.code.is_some_and(|c| c != pk.icmp.1)
+            {
                 return false;
             }
         }
         if let Some(i) = r.not_icmp {
-            if pk.protocol == Protocol::Icmp && i.icmp_type == pk.icmp.0 && i.code.is_none_or(|c| c == pk.icmp.1) {
+            if pk.protocol == Protocol::Icmp
+                && i.icmp_type == pk.icmp.0
+                && i.code.is_none_or(|c| c == pk.icmp.1)
+            {
                 return false;
             }
         }
-        let dport = if pk.protocol.has_ports() { pk.dst_port } else { None };
+        let dport = if pk.protocol.has_ports() {
+            pk.dst_port
+        } else {
+            None
+        };
         // Source port: unknown ephemeral port.
         if !r.src.ports.is_empty() || !r.src.named_ports.is_empty() {
             return false;
@@ -172,7 +198,8 @@ impl Model {
         let mut src = r.src.clone();
         src.not_ports.clear();
         src.not_named_ports.clear();
-        self.side_matches(&src, pk.src, pk.src_ep, None, pk) && self.side_matches(&r.dst, pk.dst, pk.dst_ep, dport, pk)
+        self.side_matches(&src, pk.src, pk.src_ep, None, pk)
+            && self.side_matches(&r.dst, pk.dst, pk.dst_ep, dport, pk)
     }
 
     /// Evaluates the policy of entity `id` in direction `dir` for the packet.
@@ -203,7 +230,11 @@ impl Model {
                             break 'tier;
                         }
                         RuleAction::Allow | RuleAction::Deny => {
-                            let verdict = if r.action == RuleAction::Allow { Verdict::Allow } else { Verdict::Deny };
+                            let verdict = if r.action == RuleAction::Allow {
+                                Verdict::Allow
+                            } else {
+                                Verdict::Deny
+                            };
                             return SideVerdict {
                                 verdict,
                                 decided_by: DecidedBy::Policy,
@@ -253,7 +284,9 @@ impl Model {
             i = j;
         }
         for name in &e.profiles {
-            let Some(p) = self.profiles.get(name) else { continue };
+            let Some(p) = self.profiles.get(name) else {
+                continue;
+            };
             let rules = match dir {
                 Direction::Ingress => &p.ingress,
                 Direction::Egress => &p.egress,
@@ -266,7 +299,11 @@ impl Model {
                     RuleAction::Log => continue,
                     RuleAction::Pass => break,
                     RuleAction::Allow | RuleAction::Deny => {
-                        let verdict = if r.action == RuleAction::Allow { Verdict::Allow } else { Verdict::Deny };
+                        let verdict = if r.action == RuleAction::Allow {
+                            Verdict::Allow
+                        } else {
+                            Verdict::Deny
+                        };
                         return SideVerdict {
                             verdict,
                             decided_by: DecidedBy::Profile,
@@ -276,7 +313,12 @@ impl Model {
                             profile: Some(name.clone()),
                             rule_index: Some(r.index),
                             rule: Some(r.text.clone()),
-                            reason: format!("{verdict:?} by Profile {name} {} rule {}: {}", dir_name(dir), r.index, r.text),
+                            reason: format!(
+                                "{verdict:?} by Profile {name} {} rule {}: {}",
+                                dir_name(dir),
+                                r.index,
+                                r.text
+                            ),
                         };
                     }
                 }
@@ -292,9 +334,16 @@ impl Model {
             rule_index: None,
             rule: None,
             reason: if e.profiles.is_empty() {
-                format!("Deny: no policy decided and the endpoint has no profiles ({})", dir_name(dir))
+                format!(
+                    "Deny: no policy decided and the endpoint has no profiles ({})",
+                    dir_name(dir)
+                )
             } else {
-                format!("Deny: no profile matched ({}: {})", dir_name(dir), e.profiles.join(", "))
+                format!(
+                    "Deny: no profile matched ({}: {})",
+                    dir_name(dir),
+                    e.profiles.join(", ")
+                )
             },
         }
     }
@@ -336,7 +385,11 @@ impl Model {
         } else {
             Verdict::Deny
         };
-        Ok(ProbeVerdict { verdict, egress, ingress })
+        Ok(ProbeVerdict {
+            verdict,
+            egress,
+            ingress,
+        })
     }
 }
 
@@ -377,7 +430,8 @@ pub fn parse_probes(file: &str, text: &str) -> Result<Vec<Probe>, PolicyIrError>
             message,
         }])
     };
-    let docs = crate::yaml::parse_documents(text).map_err(|e| diag(e.loc.line, e.loc.column, String::new(), e.message))?;
+    let docs = crate::yaml::parse_documents(text)
+        .map_err(|e| diag(e.loc.line, e.loc.column, String::new(), e.message))?;
     let mut out = Vec::new();
     for d in &docs {
         let items: Vec<&crate::yaml::Node> = match &d.value {
@@ -386,25 +440,48 @@ pub fn parse_probes(file: &str, text: &str) -> Result<Vec<Probe>, PolicyIrError>
                 Some(Value::Seq(items)) => items.iter().collect(),
                 _ => vec![d],
             },
-            _ => return Err(diag(d.loc.line, d.loc.column, String::new(), "expected a list of probes".into())),
+            _ => {
+                return Err(diag(
+                    d.loc.line,
+                    d.loc.column,
+                    String::new(),
+                    "expected a list of probes".into(),
+                ))
+            }
         };
         for item in items {
             let idx = out.len();
             let ctx = crate::de::Ctx::new(true);
-            let p: ProbeIn = crate::de::from_node(item, &format!("[{idx}]"), &ctx).map_err(|e| {
-                let l = e.loc.unwrap_or(item.loc);
-                diag(l.line, l.column, e.path.unwrap_or_default(), e.message)
-            })?;
+            let p: ProbeIn =
+                crate::de::from_node(item, &format!("[{idx}]"), &ctx).map_err(|e| {
+                    let l = e.loc.unwrap_or(item.loc);
+                    diag(l.line, l.column, e.path.unwrap_or_default(), e.message)
+                })?;
             if let Some(i) = ctx.issues.borrow().first() {
-                return Err(diag(i.loc.line, i.loc.column, i.path.clone(), i.message.clone()));
+                return Err(diag(
+                    i.loc.line,
+                    i.loc.column,
+                    i.path.clone(),
+                    i.message.clone(),
+                ));
             }
             let proto_s = p.protocol.unwrap_or_else(|| "tcp".into());
             let protocol = parse_probe_protocol(&proto_s).ok_or_else(|| {
                 let l = item.get("protocol").map(|n| n.loc).unwrap_or(item.loc);
-                diag(l.line, l.column, format!("[{idx}].protocol"), format!("unknown protocol {proto_s:?}"))
+                diag(
+                    l.line,
+                    l.column,
+                    format!("[{idx}].protocol"),
+                    format!("unknown protocol {proto_s:?}"),
+                )
             })?;
             if protocol.has_ports() && p.port.is_none() {
-                return Err(diag(item.loc.line, item.loc.column, format!("[{idx}].port"), format!("a {proto_s} probe needs a port")));
+                return Err(diag(
+                    item.loc.line,
+                    item.loc.column,
+                    format!("[{idx}].port"),
+                    format!("a {proto_s} probe needs a port"),
+                ));
             }
             out.push(Probe {
                 from: p.from,

@@ -68,7 +68,11 @@ impl SetBuilder<'_> {
                 id.clone(),
                 IpSetIr {
                     id: id.clone(),
-                    description: format!("{} {} port {name}", sel.canonical(), proto.iptables_name()),
+                    description: format!(
+                        "{} {} port {name}",
+                        sel.canonical(),
+                        proto.iptables_name()
+                    ),
                     members: IpSetMembers::IpPorts(members),
                 },
             );
@@ -124,7 +128,13 @@ impl SetBuilder<'_> {
 }
 
 impl Model {
-    fn endpoint_policy(&self, slots: &[Option<u32>], id: usize, dir: Direction, used: &mut BTreeSet<usize>) -> EndpointPolicyIr {
+    fn endpoint_policy(
+        &self,
+        slots: &[Option<u32>],
+        id: usize,
+        dir: Direction,
+        used: &mut BTreeSet<usize>,
+    ) -> EndpointPolicyIr {
         let mut tiers: Vec<TierIr> = Vec::new();
         for pi in self.applying_policies_with(slots, id, dir) {
             used.insert(pi);
@@ -157,22 +167,36 @@ impl Model {
         let mut s = DataplaneSettings::default();
         let node_name = format!("node.{node}");
         for name in ["default", node_name.as_str()] {
-            let Some(fc) = self.res.felix_configurations.iter().find(|f| f.metadata.name == name) else {
+            let Some(fc) = self
+                .res
+                .felix_configurations
+                .iter()
+                .find(|f| f.metadata.name == name)
+            else {
                 continue;
             };
             let c = &fc.spec;
             if let Some(p) = &c.interface_prefix {
-                s.interface_prefixes = p.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect();
+                s.interface_prefixes = p
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect();
             }
             let conv = |l: &Vec<crate::resources::ProtoPortSpec>| {
                 l.iter()
                     .filter_map(|p| {
-                        let proto = parse_protocol(&crate::resources::IntOrString::Str(if p.protocol.is_empty() {
-                            "tcp".into()
-                        } else {
-                            p.protocol.clone()
-                        }))?;
-                        Some(ProtoPort { protocol: proto, port: p.port })
+                        let proto = parse_protocol(&crate::resources::IntOrString::Str(
+                            if p.protocol.is_empty() {
+                                "tcp".into()
+                            } else {
+                                p.protocol.clone()
+                            },
+                        ))?;
+                        Some(ProtoPort {
+                            protocol: proto,
+                            port: p.port,
+                        })
                     })
                     .collect::<Vec<_>>()
             };
@@ -307,7 +331,11 @@ impl Model {
                     id: "masq-ipam-pools".into(),
                     description: "IP pools with natOutgoing".into(),
                     members: IpSetMembers::Nets(
-                        ip_pools.iter().filter(|p| p.nat_outgoing && !p.disabled).map(|p| p.cidr).collect(),
+                        ip_pools
+                            .iter()
+                            .filter(|p| p.nat_outgoing && !p.disabled)
+                            .map(|p| p.cidr)
+                            .collect(),
                     ),
                 },
             );

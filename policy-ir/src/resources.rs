@@ -240,7 +240,11 @@ pub struct GlobalNetworkPolicySpec {
     pub egress: Vec<Rule>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub do_not_track: bool,
-    #[serde(default, rename = "preDNAT", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        rename = "preDNAT",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub pre_dnat: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub apply_on_forward: bool,
@@ -348,7 +352,11 @@ pub struct WorkloadEndpointSpec {
     pub workload: String,
     #[serde(default)]
     pub node: String,
-    #[serde(default, rename = "containerID", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "containerID",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub container_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pod: String,
@@ -360,9 +368,17 @@ pub struct WorkloadEndpointSpec {
     pub ip_networks: Vec<String>,
     #[serde(default, rename = "ipNATs", skip_serializing_if = "Vec::is_empty")]
     pub ip_nats: Vec<IpNat>,
-    #[serde(default, rename = "ipv4Gateway", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ipv4Gateway",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_gateway: String,
-    #[serde(default, rename = "ipv6Gateway", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ipv6Gateway",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv6_gateway: String,
     #[serde(default)]
     pub profiles: Vec<String>,
@@ -479,7 +495,11 @@ pub struct IpPoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipip: Option<IpipConfiguration>,
     /// Deprecated v1-style `nat-outgoing`.
-    #[serde(default, rename = "nat-outgoing", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        rename = "nat-outgoing",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub nat_outgoing_v1: bool,
 }
 
@@ -526,13 +546,29 @@ pub struct NodeBgpSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_number: Option<IntOrString>,
     /// CIDR form `ip/prefixlen`.
-    #[serde(default, rename = "ipv4Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ipv4Address",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_address: String,
-    #[serde(default, rename = "ipv6Address", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ipv6Address",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv6_address: String,
-    #[serde(default, rename = "ipv4IPIPTunnelAddr", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ipv4IPIPTunnelAddr",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_ipip_tunnel_addr: String,
-    #[serde(default, rename = "routeReflectorClusterID", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "routeReflectorClusterID",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub route_reflector_cluster_id: String,
 }
 
@@ -560,9 +596,17 @@ pub struct NodeSpec {
     pub bgp: Option<NodeBgpSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<NodeAddress>,
-    #[serde(default, rename = "ipv4VXLANTunnelAddr", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ipv4VXLANTunnelAddr",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ipv4_vxlan_tunnel_addr: String,
-    #[serde(default, rename = "vxlanTunnelMACAddr", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "vxlanTunnelMACAddr",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub vxlan_tunnel_mac_addr: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orch_refs: Vec<OrchRef>,
@@ -625,11 +669,23 @@ pub struct BgpConfigurationSpec {
     /// Default 64512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_number: Option<IntOrString>,
-    #[serde(default, rename = "serviceLoadBalancerIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceLoadBalancerIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_load_balancer_ips: Vec<CidrEntry>,
-    #[serde(default, rename = "serviceExternalIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceExternalIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_external_ips: Vec<CidrEntry>,
-    #[serde(default, rename = "serviceClusterIPs", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "serviceClusterIPs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub service_cluster_ips: Vec<CidrEntry>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub communities: Vec<Community>,
@@ -647,11 +703,19 @@ pub struct BgpConfigurationSpec {
     pub ignored_interfaces: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub program_cluster_routes: String,
-    #[serde(default, rename = "ipv4NormalRoutePriority", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "ipv4NormalRoutePriority",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipv4_normal_route_priority: Option<u32>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_load_balancer_aggregation: String,
-    #[serde(default, rename = "localWorkloadPeeringIPV4", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "localWorkloadPeeringIPV4",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub local_workload_peering_ipv4: String,
 }
 
@@ -677,7 +741,11 @@ pub struct BgpPeerSpec {
     pub peer_selector: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_number: Option<IntOrString>,
-    #[serde(default, rename = "localASNumber", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "localASNumber",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub local_as_number: Option<IntOrString>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub local_workload_selector: String,
@@ -693,7 +761,11 @@ pub struct BgpPeerSpec {
     pub max_restart_time: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub keepalive_time: String,
-    #[serde(default, rename = "numAllowedLocalASNumbers", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "numAllowedLocalASNumbers",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub num_allowed_local_as_numbers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_security: Option<u8>,
@@ -762,15 +834,31 @@ pub struct FelixConfigurationSpec {
     pub log_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ipset_size: Option<u32>,
-    #[serde(default, rename = "allowIPIPPacketsFromWorkloads", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "allowIPIPPacketsFromWorkloads",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allow_ipip_packets_from_workloads: Option<bool>,
-    #[serde(default, rename = "allowVXLANPacketsFromWorkloads", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "allowVXLANPacketsFromWorkloads",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub allow_vxlan_packets_from_workloads: Option<bool>,
     #[serde(default, rename = "vxlanPort", skip_serializing_if = "Option::is_none")]
     pub vxlan_port: Option<u16>,
-    #[serde(default, rename = "ipipEnabled", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "ipipEnabled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ipip_enabled: Option<bool>,
-    #[serde(default, rename = "vxlanEnabled", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "vxlanEnabled",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vxlan_enabled: Option<bool>,
     #[serde(default, rename = "ipipMTU", skip_serializing_if = "Option::is_none")]
     pub ipip_mtu: Option<u32>,

@@ -58,7 +58,10 @@ const TEAMS: &[&str] = &["red", "blue", "green", "gold", "teal"];
 const ENVS: &[&str] = &["prod", "staging", "dev"];
 
 fn labels(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn allow() -> Rule {
@@ -130,7 +133,10 @@ pub fn generate(p: &Params) -> Resources {
                     ("app", app.to_string()),
                     ("tier", TIERS[rng.below(TIERS.len())].to_string()),
                     ("version", format!("v{}", rng.below(3) + 1)),
-                    ("pod-template-hash", format!("{:x}", rng.next() & 0xffff_ffff)),
+                    (
+                        "pod-template-hash",
+                        format!("{:x}", rng.next() & 0xffff_ffff),
+                    ),
                 ]),
                 ..Default::default()
             },
@@ -185,7 +191,9 @@ pub fn generate(p: &Params) -> Resources {
                     spec: NetworkPolicySpec {
                         tier: "default".into(),
                         order: Some(1000.0),
-                        selector: format!("projectcalico.org/orchestrator == 'k8s' && app == '{app}'"),
+                        selector: format!(
+                            "projectcalico.org/orchestrator == 'k8s' && app == '{app}'"
+                        ),
                         types: vec!["Ingress".into()],
                         ingress: vec![Rule {
                             protocol: Some(IntOrString::Str("TCP".into())),
@@ -289,7 +297,10 @@ pub fn generate(p: &Params) -> Resources {
                         ingress: vec![Rule {
                             protocol: Some(IntOrString::Str("UDP".into())),
                             source: EntityRule {
-                                namespace_selector: format!("env == '{}'", ENVS[rng.below(ENVS.len())]),
+                                namespace_selector: format!(
+                                    "env == '{}'",
+                                    ENVS[rng.below(ENVS.len())]
+                                ),
                                 ..Default::default()
                             },
                             destination: EntityRule {
@@ -325,17 +336,37 @@ pub fn to_json_list(res: &Resources) -> String {
     let mut items = Vec::new();
     items.extend(res.namespaces.iter().map(|n| item("v1", "Namespace", n)));
     items.extend(res.tiers.iter().map(|x| item(V3, "Tier", x)));
-    items.extend(res.global_network_policies.iter().map(|x| item(V3, "GlobalNetworkPolicy", x)));
-    items.extend(res.network_policies.iter().map(|x| item(V3, "NetworkPolicy", x)));
+    items.extend(
+        res.global_network_policies
+            .iter()
+            .map(|x| item(V3, "GlobalNetworkPolicy", x)),
+    );
+    items.extend(
+        res.network_policies
+            .iter()
+            .map(|x| item(V3, "NetworkPolicy", x)),
+    );
     items.extend(
         res.profiles
             .iter()
             .filter(|p| !p.metadata.name.starts_with("kns."))
             .map(|x| item(V3, "Profile", x)),
     );
-    items.extend(res.workload_endpoints.iter().map(|x| item(V3, "WorkloadEndpoint", x)));
-    items.extend(res.host_endpoints.iter().map(|x| item(V3, "HostEndpoint", x)));
-    items.extend(res.global_network_sets.iter().map(|x| item(V3, "GlobalNetworkSet", x)));
+    items.extend(
+        res.workload_endpoints
+            .iter()
+            .map(|x| item(V3, "WorkloadEndpoint", x)),
+    );
+    items.extend(
+        res.host_endpoints
+            .iter()
+            .map(|x| item(V3, "HostEndpoint", x)),
+    );
+    items.extend(
+        res.global_network_sets
+            .iter()
+            .map(|x| item(V3, "GlobalNetworkSet", x)),
+    );
     items.extend(res.network_sets.iter().map(|x| item(V3, "NetworkSet", x)));
     items.extend(res.ip_pools.iter().map(|x| item(V3, "IPPool", x)));
     items.extend(res.nodes.iter().map(|x| item(V3, "Node", x)));
@@ -357,7 +388,10 @@ mod tests {
         };
         let res = generate(&p);
         assert_eq!(res.workload_endpoints.len(), 200);
-        assert_eq!(res.global_network_policies.len() + res.network_policies.len(), 40);
+        assert_eq!(
+            res.global_network_policies.len() + res.network_policies.len(),
+            40
+        );
         assert_eq!(generate(&p), res, "deterministic");
         let text = to_json_list(&res);
         let mut l = crate::load::Loader::new();

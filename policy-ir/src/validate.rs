@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::error::Diagnostic;
 use crate::ir::{PortRange, Protocol, RuleAction};
-use crate::resources::{EntityRule, EndpointPort, IntOrString, Rule};
+use crate::resources::{EndpointPort, EntityRule, IntOrString, Rule};
 use crate::yaml::Loc;
 
 /// Parses a selector with selector-lang. The single place policy-ir calls the parser.
@@ -54,8 +54,7 @@ pub enum PortSpec {
 fn valid_port_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && s.chars().any(|c| c.is_ascii_alphabetic())
 }
@@ -86,7 +85,9 @@ pub fn parse_port(p: &IntOrString) -> Result<PortSpec, String> {
             } else if valid_port_name(s) {
                 Ok(PortSpec::Named(s.to_string()))
             } else {
-                Err(format!("{s:?} is not a port, a range \"lo:hi\" or a port name"))
+                Err(format!(
+                    "{s:?} is not a port, a range \"lo:hi\" or a port name"
+                ))
             }
         }
     }
@@ -195,9 +196,10 @@ impl Checker<'_> {
             if let Some(i) = icmp {
                 let p = format!("{path}.{field}");
                 match i.icmp_type {
-                    Some(t) if !(0..=254).contains(&t) => {
-                        self.error(&format!("{p}.type"), format!("ICMP type {t} is out of range 0..=254"))
-                    }
+                    Some(t) if !(0..=254).contains(&t) => self.error(
+                        &format!("{p}.type"),
+                        format!("ICMP type {t} is out of range 0..=254"),
+                    ),
                     None if i.code.is_some() => {
                         self.error(&format!("{p}.code"), "ICMP code given without a type")
                     }
@@ -205,7 +207,10 @@ impl Checker<'_> {
                 }
                 if let Some(c) = i.code {
                     if !(0..=255).contains(&c) {
-                        self.error(&format!("{p}.code"), format!("ICMP code {c} is out of range 0..=255"));
+                        self.error(
+                            &format!("{p}.code"),
+                            format!("ICMP code {c} is out of range 0..=255"),
+                        );
                     }
                 }
                 if !matches!(proto, Some(Protocol::Icmp) | Some(Protocol::Number(58))) {
@@ -259,7 +264,10 @@ impl Checker<'_> {
     pub fn endpoint_ports(&mut self, path: &str, ports: &[EndpointPort]) {
         for (i, p) in ports.iter().enumerate() {
             if !valid_port_name(&p.name) {
-                self.error(&format!("{path}[{i}].name"), format!("{:?} is not a valid port name", p.name));
+                self.error(
+                    &format!("{path}[{i}].name"),
+                    format!("{:?} is not a valid port name", p.name),
+                );
             }
             let proto = p
                 .protocol
@@ -267,7 +275,10 @@ impl Checker<'_> {
                 .map(parse_protocol)
                 .unwrap_or(Some(Protocol::Tcp));
             if !proto.is_some_and(|p| p.has_ports()) {
-                self.error(&format!("{path}[{i}].protocol"), "a named port needs protocol TCP, UDP or SCTP");
+                self.error(
+                    &format!("{path}[{i}].protocol"),
+                    "a named port needs protocol TCP, UDP or SCTP",
+                );
             }
         }
     }
@@ -275,7 +286,10 @@ impl Checker<'_> {
     pub fn types(&mut self, path: &str, types: &[String]) {
         for (i, t) in types.iter().enumerate() {
             if t != "Ingress" && t != "Egress" {
-                self.error(&format!("{path}[{i}]"), format!("unknown policy type {t:?}; expected Ingress or Egress"));
+                self.error(
+                    &format!("{path}[{i}]"),
+                    format!("unknown policy type {t:?}; expected Ingress or Egress"),
+                );
             }
         }
     }
@@ -289,7 +303,10 @@ mod tests {
     fn ports_and_protocols() {
         assert_eq!(
             parse_port(&IntOrString::Str("80:90".into())),
-            Ok(PortSpec::Range(PortRange { first: 80, last: 90 }))
+            Ok(PortSpec::Range(PortRange {
+                first: 80,
+                last: 90
+            }))
         );
         assert!(parse_port(&IntOrString::Str("90:80".into())).is_err());
         assert!(parse_port(&IntOrString::Int(70000)).is_err());
@@ -298,7 +315,10 @@ mod tests {
             Ok(PortSpec::Named("http".into()))
         );
         assert!(parse_port(&IntOrString::Str("no good".into())).is_err());
-        assert_eq!(parse_protocol(&IntOrString::Str("TCP".into())), Some(Protocol::Tcp));
+        assert_eq!(
+            parse_protocol(&IntOrString::Str("TCP".into())),
+            Some(Protocol::Tcp)
+        );
         assert_eq!(parse_protocol(&IntOrString::Int(17)), Some(Protocol::Udp));
         assert_eq!(parse_protocol(&IntOrString::Str("tcpx".into())), None);
         assert_eq!(parse_action("next-tier"), Some(RuleAction::Pass));

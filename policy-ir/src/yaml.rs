@@ -29,7 +29,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A scalar; `plain` is false for quoted and block scalars (which are always strings).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(Vec<(Node, Node)>),
 }
@@ -113,8 +116,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
     }
 
     let mut root: Option<Node> = None;
-    loop {
-        let Some(ev) = parser.next_event() else { break };
+    while let Some(ev) = parser.next_event() {
         let (event, span) = ev.map_err(|e| SyntaxError {
             loc: loc_of(e.marker()),
             message: e.info().to_string(),
@@ -265,6 +267,9 @@ mod tests {
     #[test]
     fn aliases_resolve() {
         let docs = parse_documents("x: &a {k: v}\ny: *a\n").unwrap();
-        assert_eq!(docs[0].get("y").unwrap().get("k").unwrap().as_str(), Some("v"));
+        assert_eq!(
+            docs[0].get("y").unwrap().get("k").unwrap().as_str(),
+            Some("v")
+        );
     }
 }

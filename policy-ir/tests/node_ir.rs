@@ -7,7 +7,8 @@ use policy_ir::ir::*;
 use policy_ir::Model;
 
 fn seed() -> Model {
-    Model::load(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/seed-tenant.yaml")]).unwrap()
+    Model::load(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/seed-tenant.yaml")])
+        .unwrap()
 }
 
 fn nets(s: &IpSetIr) -> Vec<String> {
@@ -43,14 +44,23 @@ fn seed_slave2() {
     let set_id = &p.inbound[0].source.ipsets[0];
     let set = &ir.ipsets[set_id];
     assert_eq!(set.description, "namespace == \"default\"");
-    assert_eq!(nets(set), vec!["172.16.1.1/32", "172.16.1.2/32", "172.16.1.3/32"]);
+    assert_eq!(
+        nets(set),
+        vec!["172.16.1.1/32", "172.16.1.2/32", "172.16.1.3/32"]
+    );
 
     let prof = &ir.profiles["profile-database"];
     assert_eq!(prof.inbound.len(), 2);
     assert_eq!(prof.inbound[0].action, RuleAction::Deny);
     let allow = &prof.inbound[1];
     assert_eq!(allow.protocol, Some(Protocol::Tcp));
-    assert_eq!(allow.destination.ports, vec![PortRange { first: 3306, last: 3306 }]);
+    assert_eq!(
+        allow.destination.ports,
+        vec![PortRange {
+            first: 3306,
+            last: 3306
+        }]
+    );
     let fe = &ir.ipsets[&allow.source.ipsets[0]];
     assert_eq!(nets(fe), vec!["172.16.1.1/32", "172.16.1.2/32"]);
     assert_eq!(allow.origin.index, 1);
@@ -70,7 +80,10 @@ fn seed_slave1_holds_only_its_own() {
     assert!(ir.profiles.is_empty(), "frontends have no profiles");
     assert_eq!(ir.policies.len(), 1);
     // The profile's frontend set is not referenced on slave1.
-    assert!(ir.ipsets.values().all(|s| s.description != "(namespace == \"default\" && service == \"frontend\")"));
+    assert!(ir
+        .ipsets
+        .values()
+        .all(|s| s.description != "(namespace == \"default\" && service == \"frontend\")"));
 }
 
 #[test]
@@ -102,21 +115,35 @@ spec:
     .unwrap();
     let ir = m.node_ir("n1");
     let p = ir.policies.values().next().unwrap();
-    assert_eq!(p.inbound[0].source.ipsets, vec!["s:rV61RKD1Q8wo61pyeB0j2rwE3eiBOFbx0SsYKg".to_string()]);
+    assert_eq!(
+        p.inbound[0].source.ipsets,
+        vec!["s:rV61RKD1Q8wo61pyeB0j2rwE3eiBOFbx0SsYKg".to_string()]
+    );
     let np = &p.inbound[0].destination.named_port_sets;
     assert_eq!(np.len(), 1);
     // The destination has no selector: the named-port set is over all().
-    let expect = policy_ir::resolve::named_port_set_id("s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug", Protocol::Tcp, "http");
+    let expect = policy_ir::resolve::named_port_set_id(
+        "s:5y5I3VdRZfDU01O--xXAPx2yxCQQqMf0M6IWug",
+        Protocol::Tcp,
+        "http",
+    );
     assert_eq!(np[0], expect);
     match &ir.ipsets[&np[0]].members {
         IpSetMembers::IpPorts(m) => {
-            assert_eq!(m.iter().copied().collect::<Vec<_>>(), vec![("10.0.0.1".parse().unwrap(), Protocol::Tcp, 8080)])
+            assert_eq!(
+                m.iter().copied().collect::<Vec<_>>(),
+                vec![("10.0.0.1".parse().unwrap(), Protocol::Tcp, 8080)]
+            )
         }
         other => panic!("{other:?}"),
     }
     // Felix's vector: role == "db", tcp, http.
     assert_eq!(
-        policy_ir::resolve::named_port_set_id("s:rV61RKD1Q8wo61pyeB0j2rwE3eiBOFbx0SsYKg", Protocol::Tcp, "http"),
+        policy_ir::resolve::named_port_set_id(
+            "s:rV61RKD1Q8wo61pyeB0j2rwE3eiBOFbx0SsYKg",
+            Protocol::Tcp,
+            "http"
+        ),
         "n:v1r2STTlO7TacjeCimdhkpVVM3zO_Bl2xCq5fw"
     );
 }

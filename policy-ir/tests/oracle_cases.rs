@@ -12,7 +12,9 @@ fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
 }
 
 fn ns(name: &str, labels: &str) -> String {
-    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n---\n")
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n---\n"
+    )
 }
 
 fn wep(ns: &str, name: &str, ip: &str, labels: &str, profiles: &str) -> String {
@@ -52,8 +54,20 @@ const F: bool = false;
 
 #[test]
 fn k8s_no_policy_allows_everything() {
-    let y = format!("{}{}{}", ns("a", ""), pod("a", "x", "10.0.0.1", "app: x"), pod("b", "z", "10.0.0.3", "app: z"));
-    check(&y, &[("a/x", "b/z", "tcp", Some(80), T), ("b/z", "a/x", "udp", Some(53), T), ("8.8.8.8", "a/x", "tcp", Some(1), T)]);
+    let y = format!(
+        "{}{}{}",
+        ns("a", ""),
+        pod("a", "x", "10.0.0.1", "app: x"),
+        pod("b", "z", "10.0.0.3", "app: z")
+    );
+    check(
+        &y,
+        &[
+            ("a/x", "b/z", "tcp", Some(80), T),
+            ("b/z", "a/x", "udp", Some(53), T),
+            ("8.8.8.8", "a/x", "tcp", Some(1), T),
+        ],
+    );
 }
 
 #[test]
@@ -75,7 +89,12 @@ fn k8s_default_deny_ingress() {
         ],
     );
     let v = m
-        .verdict(&Probe { from: "b/z".into(), to: "a/x".into(), protocol: Protocol::Tcp, port: Some(80) })
+        .verdict(&Probe {
+            from: "b/z".into(),
+            to: "a/x".into(),
+            protocol: Protocol::Tcp,
+            port: Some(80),
+        })
         .unwrap();
     assert_eq!(v.ingress.decided_by, DecidedBy::EndOfTier);
     assert_eq!(v.egress.decided_by, DecidedBy::Profile);
@@ -306,15 +325,28 @@ spec:
         ],
     );
     let v = m
-        .verdict(&Probe { from: "a/other".into(), to: "a/db".into(), protocol: Protocol::Tcp, port: Some(5050) })
+        .verdict(&Probe {
+            from: "a/other".into(),
+            to: "a/db".into(),
+            protocol: Protocol::Tcp,
+            port: Some(5050),
+        })
         .unwrap();
     assert_eq!(v.ingress.decided_by, DecidedBy::EndOfTier);
     assert_eq!(v.ingress.tier.as_deref(), Some("security"));
     let v = m
-        .verdict(&Probe { from: "a/web".into(), to: "a/db".into(), protocol: Protocol::Tcp, port: Some(5050) })
+        .verdict(&Probe {
+            from: "a/web".into(),
+            to: "a/db".into(),
+            protocol: Protocol::Tcp,
+            port: Some(5050),
+        })
         .unwrap();
     assert_eq!(v.ingress.tier.as_deref(), Some("default"));
-    assert_eq!(v.ingress.policy.as_deref(), Some("GlobalNetworkPolicy allow-web-db"));
+    assert_eq!(
+        v.ingress.policy.as_deref(),
+        Some("GlobalNetworkPolicy allow-web-db")
+    );
 }
 
 #[test]

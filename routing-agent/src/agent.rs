@@ -89,6 +89,13 @@ impl Agent {
                 log(&e.to_string());
                 first_err.get_or_insert(e);
             }
+        } else if self.tunnel.take().is_some() {
+            // IPIP off: the user-space tunl0 goes away with its threads (closing the TUN
+            // deletes the device).
+            log("tunl0: no IPIP pool left; user-space tunnel stopped");
+        } else if crate::netlink::if_index("tunl0").is_some() {
+            // Kernel tunl0 stays but loses its address (as Felix does).
+            let _ = self.netlink.set_single_addr("tunl0", None);
         }
         match self.netlink.reconcile(&agent) {
             Ok(st) if st.added + st.replaced + st.removed > 0 => log(&format!(

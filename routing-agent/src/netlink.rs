@@ -56,7 +56,10 @@ pub struct KernelRoute {
 }
 
 impl KernelRoute {
-    fn from_msg(msg: RouteMessage) -> Option<KernelRoute> {
+    fn from_msg(
+        msg: RouteMessage,
+        names: &mut BTreeMap<u32, Option<String>>,
+    ) -> Option<KernelRoute> {
         let h = &msg.header;
         let mut dst = Ipv4Addr::UNSPECIFIED;
         let mut gw = None;
@@ -82,7 +85,7 @@ impl KernelRoute {
             }
         }
         let dst = Ipv4Net::new(dst, h.destination_prefix_length).ok()?;
-        let dev = oif.and_then(if_name);
+        let dev = oif.and_then(|i| names.entry(i).or_insert_with(|| if_name(i)).clone());
         let kind = match (h.kind, gw, dev) {
             (RouteType::BlackHole, _, _) => Some(RouteKind::Blackhole),
             (RouteType::Unicast, Some(gw), Some(dev)) => Some(RouteKind::Via {
@@ -148,9 +151,10 @@ impl Netlink {
                 .try_collect()
                 .await
                 .map_err(nl)?;
+            let mut names = BTreeMap::new();
             Ok(msgs
                 .into_iter()
-                .filter_map(KernelRoute::from_msg)
+                .filter_map(|m| KernelRoute::from_msg(m, &mut names))
                 .filter(|r| r.table == RouteHeader::RT_TABLE_MAIN as u32)
                 .collect())
         })

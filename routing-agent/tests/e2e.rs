@@ -209,6 +209,18 @@ fn ipip_always_through_tunl0() {
         "{}",
         lab.routes("n1")
     );
+
+    // Switch the pool to Never: tunl0 and its routes go, BGP routes take over.
+    lab.write("pool.yaml", &pool_yaml("Never"));
+    lab.wait_for("BGP routes replace tunnel routes on n1", 30, || {
+        let r = lab.routes("n1");
+        r.contains("10.244.2.0/26 via 198.18.0.2 dev eth0 proto bird") && !r.contains("tunl0")
+    });
+    let links = lab.node("n1").ns.ip(&["link", "show"]);
+    assert!(!links.contains("tunl0"), "{links}");
+    lab.wait_for("pod n1 → pod n2 without tunnel", 20, || {
+        lab.ping(0, "10.244.2.1")
+    });
 }
 
 /// CrossSubnet: n3 sits in another subnet (same L2); n1 reaches n2 directly and n3 via tunl0.

@@ -188,8 +188,12 @@ impl Node {
                 .get(k)
                 .is_none_or(|x| vals.binary_search_by(|p| p.as_str().cmp(x)).is_err()),
             Node::Not(inner) => !grow_at(depth, || inner.eval_d(l, depth + 1)),
-            Node::And(ops) => ops.iter().all(|o| grow_at(depth, || o.eval_d(l, depth + 1))),
-            Node::Or(ops) => ops.iter().any(|o| grow_at(depth, || o.eval_d(l, depth + 1))),
+            Node::And(ops) => ops
+                .iter()
+                .all(|o| grow_at(depth, || o.eval_d(l, depth + 1))),
+            Node::Or(ops) => ops
+                .iter()
+                .any(|o| grow_at(depth, || o.eval_d(l, depth + 1))),
         }
     }
 

@@ -3,8 +3,9 @@
 //! by key ID, or a sorted `(key, value)` array when the key space is sparse), and selectors into
 //! a [`CompiledSelector`], a branching program: one instruction per leaf test, each naming
 //! where to continue when it is true and when it is false (`!` swaps the targets, `&&` / `||`
-//! chain them, so short-circuiting costs nothing extra). [`CompiledSelector::matches`] does no allocation and no string hashing;
-//! only `contains` / `starts with` / `ends with` look at string bytes.
+//! chain them, so short-circuiting costs nothing extra). [`CompiledSelector::matches`] does no
+//! allocation and no string hashing; only `contains` / `starts with` / `ends with` look at
+//! string bytes.
 //!
 //! ```
 //! use selector_lang::{parse, LabelTable};

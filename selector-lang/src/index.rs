@@ -1,13 +1,16 @@
 //! An inverted index over label maps: "which of these label maps match selector S".
 //!
 //! Each label map gets an ID (`usize`). The index keeps, per key ID, the list of maps that have
-//! the key and, per (key, value), the list of maps with that value. A query takes the
-//! selector's label restrictions (see [`crate::Selector::label_restrictions`]): for every label
-//! the selector requires to be present it costs the candidates (the sum of the posting lists of
-//! the allowed values, or the key's posting list when values are unrestricted) and walks the
-//! cheapest one, verifying each candidate with the compiled program. Selectors with no
-//! "must be present" restriction (`!has(x)`, `a != "b"`, `all()`, ...) fall back to scanning
-//! every map. A restriction with an empty value list (`a == "x" && a == "y"`) yields nothing.
+//! the key and, per (key, value), the list of maps with that value. A query walks the
+//! selector's plan, built from the same facts as Calico's label restrictions: `k == v` and
+//! `k in {..}` use the value lists of `k` (disjoint, since a map has one value per key);
+//! `has(k)`, `contains`, `starts with` and `ends with` use the key list; `&&` takes its cheapest
+//! operand; `||` takes the union of its operands (de-duplicated with a bitmap) and needs every
+//! operand to have a plan; `!`, `!=`, `not in`, `all()` and `global()` have none, and a selector
+//! without a plan (or whose candidates would be as many as the maps) falls back to scanning all
+//! maps. Candidates are verified with the compiled program, except when the plan is exact
+//! (`has`, `==`, non-empty `in`, and `||` of those). A selector whose restrictions are
+//! contradictory (`a == "x" && a == "y"`) or `k in {}` yields nothing without looking.
 //!
 //! Maps can be inserted, replaced and removed at any time; compiled selectors stay valid because
 //! interned IDs never change. To compute membership deltas on a relabel, keep the old

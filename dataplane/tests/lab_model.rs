@@ -335,3 +335,58 @@ fn randomized_clusters_kernel_agrees_with_oracle() {
     }
     assert!(failures.is_empty(), "seed {seed}:\n{}", failures.join("\n"));
 }
+
+/// A Kubernetes ipBlock with one `except` (nets and one notNet on the same side): the rule must
+/// load into the kernel and decide as the oracle does.
+#[test]
+fn ip_block_with_except_kernel_agrees_with_oracle() {
+    let yaml = "\
+apiVersion: projectcalico.org/v3
+kind: Profile
+metadata: {name: open}
+spec:
+  ingress: [{action: Allow}]
+  egress: [{action: Allow}]
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: egress-block}
+spec:
+  selector: role == 'client'
+  types: [Egress]
+  egress:
+  - action: Allow
+    destination:
+      nets: [10.71.0.0/24]
+      notNets: [10.71.0.8/29]
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata: {name: client, namespace: default, labels: {role: client}}
+spec: {node: n1, interfaceName: caliclient0001, ipNetworks: [10.71.0.1/32], profiles: [open]}
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata: {name: inside, namespace: default, labels: {role: server}}
+spec: {node: n1, interfaceName: caliinside0001, ipNetworks: [10.71.0.2/32], profiles: [open]}
+---
+apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata: {name: excepted, namespace: default, labels: {role: server}}
+spec: {node: n1, interfaceName: caliexcept0001, ipNetworks: [10.71.0.9/32], profiles: [open]}
+";
+    let model = Model::load_str("ipblock.yaml", yaml).expect("loads");
+    let probes: Vec<ProbeSpec> = ["default/inside", "default/excepted", OUTSIDE]
+        .iter()
+        .map(|to| ProbeSpec {
+            from: "default/client".into(),
+            to: to.to_string(),
+            protocol: ProbeProto::Tcp,
+            port: Some(80),
+        })
+        .collect();
+    let report = run_scenario(&ModelScenario { model: &model }, &probes, &opts()).expect("lab");
+    assert_eq!(disagreements(&report), Vec::<String>::new());
+    let v: Vec<&str> = report.probes.iter().map(|r| r.verdict.as_str()).collect();
+    assert_eq!(v, ["allow", "deny", "deny"]);
+}

@@ -218,6 +218,11 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
             }
         }
     }
+    eprintln!(
+        "golden probes: {total} traced, {allowed} allowed, {} failsafe overrides, {} disagreements",
+        failsafe_overrides.len(),
+        disagreements.len()
+    );
     assert!(
         total > 1000 && allowed > 0 && allowed < total,
         "{allowed}/{total}"

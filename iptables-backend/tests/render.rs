@@ -384,3 +384,21 @@ fn long_names_hashed_and_host_endpoints() {
         SimVerdict::Accept
     );
 }
+
+#[test]
+fn admin_down_endpoint_is_a_single_drop() {
+    let mut ir = example_ir();
+    ir.workloads[1].admin_up = false;
+    let rs = render(&ir);
+    for prefix in ["cali-tw-", "cali-fw-"] {
+        let name = format!("{prefix}cali2333");
+        let c = chain(&rs, Table::Filter, &name);
+        assert_eq!(c.len(), 1, "{name}");
+        assert_eq!(c[0].comments, ["Endpoint admin disabled"]);
+        assert_eq!(c[0].action, "--jump DROP");
+    }
+    assert_eq!(
+        simulate(&rs, "10.65.0.1", "10.65.0.2", 6, 80, "cali1234", "cali2333"),
+        SimVerdict::Drop
+    );
+}

@@ -34,13 +34,37 @@ struct Entry {
     trigger: Trigger,
 }
 
+/// FNV-1a: label keys and values are short strings hashed millions of times at scale.
+#[derive(Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// Per label key: selectors filed under the key, and per value.
 #[derive(Default)]
 struct KeyBucket {
     any: Vec<u32>,
-    by_value: HashMap<String, Vec<u32>>,
+    by_value: FnvMap<String, Vec<u32>>,
     count: usize,
-    value_count: HashMap<String, usize>,
+    value_count: FnvMap<String, usize>,
 }
 
 /// See the module documentation. Relabels are evaluated on the selectors' own AST against the
@@ -52,7 +76,7 @@ pub struct LabelIndex {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     by_uid: HashMap<String, u32>,
-    keys: HashMap<String, KeyBucket>,
+    keys: FnvMap<String, KeyBucket>,
     scan: Vec<u32>,
     /// Labels of every entity (own copy, for old/new comparison on relabel).
     labels: Vec<Option<Arc<BTreeMap<String, String>>>>,

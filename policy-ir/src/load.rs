@@ -427,7 +427,7 @@ impl Loader {
                     c.rules("spec.ingress", &p.spec.ingress);
                     c.rules("spec.egress", &p.spec.egress);
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("GlobalNetworkPolicy", &p.metadata, &origin, label, &l);
                 let tier = if p.spec.tier.is_empty() {
                     "default".to_string()
@@ -457,7 +457,7 @@ impl Loader {
                     c.rules("spec.ingress", &p.spec.ingress);
                     c.rules("spec.egress", &p.spec.egress);
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
                 let tier = if p.spec.tier.is_empty() {
                     "default".to_string()
@@ -475,7 +475,7 @@ impl Loader {
                 }
                 let mut p = k8s::network_policy(metadata, spec);
                 p.origin = origin.clone();
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
                 self.resources.network_policies.push(p);
             }
@@ -498,7 +498,7 @@ impl Loader {
                     c.rules("spec.ingress", &p.spec.ingress);
                     c.rules("spec.egress", &p.spec.egress);
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("Profile", &p.metadata, &origin, label, &l);
                 self.resources.profiles.push(p);
             }
@@ -549,7 +549,7 @@ impl Loader {
                         c.error(f, "missing node");
                     }
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("WorkloadEndpoint", &w.metadata, &origin, label, &l);
                 if family != "k8s" {
                     for (i, p) in w.spec.profiles.iter().enumerate() {
@@ -589,7 +589,7 @@ impl Loader {
                         c.error("spec", "a host endpoint needs interfaceName or expectedIPs");
                     }
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("HostEndpoint", &h.metadata, &origin, label, &l);
                 for (i, p) in h.spec.profiles.iter().enumerate() {
                     self.reference(
@@ -611,7 +611,7 @@ impl Loader {
                         c.net(&format!("spec.nets[{i}]"), n);
                     }
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 if kind == "NetworkSet" && metadata.namespace.is_none() {
                     metadata.namespace = Some("default".into());
                 }
@@ -701,7 +701,7 @@ impl Loader {
                         c.selector("spec.nodeSelector", &p.spec.node_selector);
                     }
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("IPPool", &p.metadata, &origin, label, &l);
                 self.resources.ip_pools.push(p);
             }
@@ -730,7 +730,7 @@ impl Loader {
                         }
                     }
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("Node", &n.metadata, &origin, label, &l);
                 self.resources.nodes.push(n);
             }
@@ -764,13 +764,13 @@ impl Loader {
                         }
                     }
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup("BGPPeer", &p.metadata, &origin, label, &l);
                 self.resources.bgp_peers.push(p);
             }
             ("v3", "BGPConfiguration") => {
                 let (metadata, spec) = doc(node, ctx)?;
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup(kind, &metadata, &origin, label, &l);
                 self.resources.bgp_configurations.push(r::BgpConfiguration {
                     metadata,
@@ -784,7 +784,7 @@ impl Loader {
                     let mut c = checker!();
                     c.net("spec.cidr", &spec.cidr);
                 }
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup(kind, &metadata, &origin, label, &l);
                 self.resources.block_affinities.push(r::BlockAffinity {
                     metadata,
@@ -794,7 +794,7 @@ impl Loader {
             }
             ("v3", "FelixConfiguration") => {
                 let (metadata, spec) = doc(node, ctx)?;
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup(kind, &metadata, &origin, label, &l);
                 self.resources
                     .felix_configurations
@@ -806,7 +806,7 @@ impl Loader {
             }
             ("k8s", "Namespace") => {
                 let d: Doc<ObjectMeta, serde::de::IgnoredAny> = from_node(node, "", ctx)?;
-                let l = ctx.locations.borrow().clone();
+                let l = ctx.locations.borrow();
                 self.check_dup(kind, &d.metadata, &origin, label, &l);
                 self.resources.namespaces.push(r::Namespace {
                     metadata: d.metadata,

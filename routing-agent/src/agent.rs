@@ -38,6 +38,7 @@ pub struct Agent {
     tunnel: Option<UserTunnel>,
     pub bird: Option<BirdSupervisor>,
     last_model: Option<crate::model::Model>,
+    last_load_error: Option<String>,
 }
 
 fn log(msg: &str) {
@@ -56,6 +57,7 @@ impl Agent {
             tunnel: None,
             bird,
             last_model: None,
+            last_load_error: None,
             cfg,
         })
     }
@@ -68,10 +70,15 @@ impl Agent {
                     log("datastore changed");
                 }
                 self.last_model = Some(m);
+                self.last_load_error = None;
             }
-            Err(e) => log(&format!(
-                "datastore not loaded, keeping the last good state: {e}"
-            )),
+            Err(e) => {
+                let msg = format!("datastore not loaded, keeping the last good state: {e}");
+                if self.last_load_error.as_deref() != Some(msg.as_str()) {
+                    log(&msg);
+                    self.last_load_error = Some(msg);
+                }
+            }
         }
         let Some(model) = self.last_model.clone() else {
             return Ok(());

@@ -261,4 +261,82 @@ fn cross_subnet_uses_tunl0_only_across_subnets() {
     lab.wait_for("pod n3 → pod n2 (tunnel)", 20, || {
         lab.ping(2, "10.244.2.1")
     });
+
+    // A broken datastore file: the agents keep the last good state (routes stay).
+    let before = lab.routes("n1");
+    lab.write(
+        "broken.yaml",
+        "kind: IPPool\nmetadata: {name: x}\nspec: {cidr: 10.300.0.0/16}\n",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(lab.routes("n1"), before);
+    assert!(lab.ping(0, "10.244.3.1"));
+    // Fixed again: the next change is applied (n3's block gone → route withdrawn).
+    lab.remove("broken.yaml");
+    lab.remove("aff-n3.yaml");
+    lab.wait_for("n3's block route removed on n1", 10, || {
+        !lab.routes("n1").contains("10.244.3.0/26")
+    });
+}
+
+/// A global eBGP peer ("ToR", a plain BIRD in AS 65001) next to the mesh (nodes in AS 63400):
+/// every node peers with it (`Global_…`, eBGP) and it learns every node's block.
+#[test]
+fn global_ebgp_tor_peer() {
+    let mut lab = Lab::new(&[
+        ("n1", "198.18.0.1/24"),
+        ("n2", "198.18.0.2/24"),
+        ("n3", "198.18.0.3/24"),
+    ]);
+    let tor = lab.host("198.18.0.254/24");
+    nodes3(&lab);
+    lab.write(
+        "bgp.yaml",
+        "apiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: {name: default}\nspec: {asNumber: 63400}\n---\napiVersion: projectcalico.org/v3\nkind: BGPPeer\nmetadata: {name: tor}\nspec: {peerIP: 198.18.0.254, asNumber: 65001}\n",
+    );
+    lab.write("pool.yaml", &pool_yaml("Never"));
+    blocks3(&lab);
+    let tor_dir = lab.dir.path().join("tor");
+    std::fs::create_dir_all(&tor_dir).unwrap();
+    let mut cfg = String::from(
+        "router id 198.18.0.254;\nprotocol device { scan time 2; }\nprotocol direct { ipv4; interface \"eth0\"; }\n",
+    );
+    for i in 1..=3 {
+        cfg.push_str(&format!(
+            "protocol bgp n{i} {{ local as 65001; neighbor 198.18.0.{i} as 63400; multihop; connect delay time 1; connect retry time 2; ipv4 {{ import all; export none; }}; }}\n"
+        ));
+    }
+    std::fs::write(tor_dir.join("bird.cfg"), cfg).unwrap();
+    let ctl = tor_dir.join("bird.ctl");
+    let _tor_bird = common::Proc(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &tor.name, "bird", "-f", "-c"])
+            .arg(tor_dir.join("bird.cfg"))
+            .arg("-s")
+            .arg(&ctl)
+            .spawn()
+            .unwrap(),
+    );
+    lab.start_agents(true);
+    lab.wait_for("ToR learns all three blocks", 40, || {
+        let Ok(lines) = birdctl::command(&ctl, "show route") else {
+            return false;
+        };
+        let t = lines.join("\n");
+        (1..=3).all(|i| {
+            t.contains(&format!("10.244.{i}.0/26")) && t.contains(&format!("via 198.18.0.{i}"))
+        })
+    });
+    lab.wait_for("n1: mesh and ToR sessions up", 40, || {
+        peers_established(&lab, "n1", 3)
+    });
+    let st = birdctl::node_status(&lab.node("n1").run_dir.join("bird.ctl")).unwrap();
+    assert!(
+        st.contains("| 198.18.0.254 | global            | up    |"),
+        "{st}"
+    );
+    assert!(
+        st.contains("| 198.18.0.2   | node-to-node mesh | up    |"),
+        "{st}"
+    );
 }

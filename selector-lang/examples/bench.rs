@@ -8,7 +8,8 @@
 //! Measures (medians over several rounds, in thread CPU time because the machine is shared;
 //! wall-clock medians are printed alongside):
 //! * parse + canonical + UID per selector, for the fast parser and for the pest reference;
-//! * compiled evaluation per (selector, label map) pair over all pairs;
+//! * compiled evaluation per (selector, label map) pair over all pairs (each selector against
+//!   every map in turn);
 //! * all matches of all selectors through [`SelectorIndex`];
 //!
 //! and checks that string-level evaluation, compiled brute force and the index find the same

@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::ast::{grow, Node};
 use crate::Selector;
 
-/// Marks "no value" in the dense representation.
+/// Marks "no value" in the dense representations.
 const NONE: u32 = u32::MAX;
+const NONE16: u16 = u16::MAX;
 
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -121,7 +122,15 @@ impl LabelTable {
             }
         }
         let span = dedup.last().map_or(0, |p| p.0 as usize + 1);
-        let repr = if span <= (4 * dedup.len()).max(32) {
+        let dense_ok = span <= (4 * dedup.len()).max(32);
+        let repr = if dense_ok && dedup.iter().all(|&(_, v)| v < NONE16 as u32) {
+            // Half the memory when value IDs fit in 16 bits: one cache line for a typical map.
+            let mut dense = vec![NONE16; span];
+            for &(k, v) in &dedup {
+                dense[k as usize] = v as u16;
+            }
+            Repr::Dense16(dense.into_boxed_slice())
+        } else if dense_ok {
             let mut dense = vec![NONE; span];
             for &(k, v) in &dedup {
                 dense[k as usize] = v;
@@ -245,6 +254,8 @@ const REJECT: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone)]
 enum Repr {
+    /// Value ID per key ID (`NONE16` where absent), when all value IDs fit in 16 bits.
+    Dense16(Box<[u16]>),
     /// Value ID per key ID (`NONE` where absent), up to the largest key present.
     Dense(Box<[u32]>),
     /// `(key, value)` sorted by key.
@@ -263,6 +274,10 @@ impl CompiledLabels {
     #[inline]
     pub fn get(&self, key: u32) -> Option<u32> {
         match &self.repr {
+            Repr::Dense16(d) => match d.get(key as usize) {
+                Some(&v) if v != NONE16 => Some(v as u32),
+                _ => None,
+            },
             Repr::Dense(d) => match d.get(key as usize) {
                 Some(&v) if v != NONE => Some(v),
                 _ => None,
@@ -279,15 +294,20 @@ impl CompiledLabels {
 
     /// The `(key ID, value ID)` pairs, in key-ID order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let (d, s): (&[u32], &[(u32, u32)]) = match &self.repr {
-            Repr::Dense(d) => (d, &[]),
-            Repr::Sparse(s) => (&[], s),
-        };
-        d.iter()
-            .enumerate()
-            .filter(|(_, &v)| v != NONE)
-            .map(|(k, &v)| (k as u32, v))
-            .chain(s.iter().copied())
+        (0..self.key_span())
+            .filter_map(|k| self.get(k).map(|v| (k, v)))
+            .chain(match &self.repr {
+                Repr::Sparse(s) => s.iter().copied(),
+                _ => [].iter().copied(),
+            })
+    }
+
+    fn key_span(&self) -> u32 {
+        match &self.repr {
+            Repr::Dense16(d) => d.len() as u32,
+            Repr::Dense(d) => d.len() as u32,
+            Repr::Sparse(_) => 0,
+        }
     }
 }
 
@@ -382,6 +402,10 @@ impl CompiledSelector {
         // One monomorphic copy of the interpreter per label representation, so the lookup in
         // the inner loop is a plain indexed load (dense) or a short scan (sparse).
         match &l.repr {
+            Repr::Dense16(d) => self.run(table, |k| match d.get(k as usize) {
+                Some(&v) if v != NONE16 => Some(v as u32),
+                _ => None,
+            }),
             Repr::Dense(d) => self.run(table, |k| match d.get(k as usize) {
                 Some(&v) if v != NONE => Some(v),
                 _ => None,

@@ -238,3 +238,59 @@ fn impossible_and_empty_set_selectors_via_index() {
     assert_eq!(q(&mut idx, "a == 'zz'"), Vec::<usize>::new());
     assert_eq!(q(&mut idx, "nokey == 'zz' || a == 'y'"), vec![1]);
 }
+
+/// The three label-map representations (16-bit dense, 32-bit dense, sparse) evaluate alike.
+#[test]
+fn all_label_representations_agree() {
+    let sels: Vec<Selector> = [
+        "a == 'x'",
+        "a != 'x'",
+        "has(k99) && !has(a)",
+        "k99 in {'v', 'x'} || a not in {'x'}",
+        "k99 starts with 'v' && k99 ends with 'e' && k99 contains 'al'",
+        "a == 'x' && k99 == 'value'",
+    ]
+    .iter()
+    .map(|s| parse(s).unwrap())
+    .collect();
+    let maps: Vec<BTreeMap<String, String>> = vec![
+        BTreeMap::from([("a".into(), "x".into())]),
+        BTreeMap::from([("k99".into(), "value".into())]),
+        BTreeMap::from([("a".into(), "x".into()), ("k99".into(), "value".into())]),
+        BTreeMap::from([("a".into(), "y".into()), ("k99".into(), "v".into())]),
+        BTreeMap::new(),
+    ];
+    for (wide_values, many_keys) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut t = LabelTable::new();
+        if wide_values {
+            for i in 0..70_000 {
+                t.intern_value(&format!("filler{i}"));
+            }
+        }
+        t.intern_key("a");
+        if many_keys {
+            for i in 0..99 {
+                t.intern_key(&format!("k{i}"));
+            }
+        }
+        let cs: Vec<_> = sels.iter().map(|s| t.compile_selector(s)).collect();
+        for m in &maps {
+            let cm = t.compile_labels(m);
+            let mut back: Vec<(String, String)> = cm
+                .iter()
+                .map(|(k, v)| (t.key(k).to_owned(), t.value(v).to_owned()))
+                .collect();
+            back.sort();
+            let want: Vec<(String, String)> = m.clone().into_iter().collect();
+            assert_eq!(back, want, "iter() round trip");
+            for (s, c) in sels.iter().zip(&cs) {
+                assert_eq!(
+                    c.matches(&cm, &t),
+                    s.matches(m),
+                    "{} on {m:?}",
+                    s.canonical()
+                );
+            }
+        }
+    }
+}

@@ -91,6 +91,35 @@ impl Lab {
         lab
     }
 
+    /// A plain host namespace on the fabric (e.g. a ToR router), not a Calico node.
+    pub fn host(&self, cidr: &str) -> Netns {
+        let ns = Netns::new("brth");
+        let port: String = format!("h{}", &ns.name[ns.name.len().saturating_sub(10)..])
+            .chars()
+            .take(15)
+            .collect();
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &port,
+            "netns",
+            &self.fabric.name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &ns.name,
+        ]);
+        self.fabric
+            .ip(&["link", "set", &port, "master", "br0", "up"]);
+        ns.ip(&["addr", "add", cidr, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        ns
+    }
+
     pub fn ds(&self) -> PathBuf {
         self.dir.path().join("ds")
     }

@@ -219,6 +219,13 @@ fn believed(
             "destroy" => {
                 current.ipsets.remove(&s.name);
             }
+            "update" if current.ipsets.contains_key(&s.name) => {
+                let set = current.ipsets.get_mut(&s.name).expect("checked");
+                for m in &s.del {
+                    set.members.remove(m);
+                }
+                set.members.extend(s.add.iter().cloned());
+            }
             _ => {
                 let members = desired
                     .ipsets

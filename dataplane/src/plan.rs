@@ -349,6 +349,36 @@ fn set_plans(desired: &Desired, current: &Current) -> Vec<SetPlan> {
                 continue;
             }
         }
+        if let Some(cur) = cur.filter(|c| c.set_type == s.set_type && c.maxelem == s.maxelem) {
+            // Member update: diff by borrowed keys; only the changes are allocated.
+            let want: std::collections::HashSet<&str> =
+                s.members.iter().map(|m| member_key(&s.set_type, m)).collect();
+            let mut add: Vec<String> = want
+                .iter()
+                .filter(|m| !cur.members.contains(**m))
+                .map(|m| m.to_string())
+                .collect();
+            add.sort();
+            let del: Vec<String> = cur
+                .members
+                .iter()
+                .filter(|m| !want.contains(m.as_str()))
+                .cloned()
+                .collect();
+            if !add.is_empty() || !del.is_empty() {
+                out.push(SetPlan {
+                    name: s.name.clone(),
+                    change: "update".into(),
+                    set_type: s.set_type.clone(),
+                    maxelem: s.maxelem,
+                    add,
+                    del,
+                    members: Vec::new(),
+                    temp: None,
+                });
+            }
+            continue;
+        }
         let members: BTreeSet<String> = s
             .members
             .iter()
@@ -384,22 +414,7 @@ fn set_plans(desired: &Desired, current: &Current) -> Vec<SetPlan> {
                     temp: Some(next_temp()),
                 })
             }
-            Some(cur) => {
-                let add: Vec<String> = members.difference(&cur.members).cloned().collect();
-                let del: Vec<String> = cur.members.difference(&members).cloned().collect();
-                if !add.is_empty() || !del.is_empty() {
-                    out.push(SetPlan {
-                        name: s.name.clone(),
-                        change: "update".into(),
-                        set_type: s.set_type.clone(),
-                        maxelem: s.maxelem,
-                        add,
-                        del,
-                        members: Vec::new(),
-                        temp: None,
-                    });
-                }
-            }
+            Some(_) => unreachable!("same-metadata sets are handled above"),
         }
     }
     for (name, cur) in &current.ipsets {

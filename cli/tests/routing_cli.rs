@@ -76,7 +76,7 @@ fn bad_input_names_file_line_column_field() {
     assert_eq!(code, 2);
     assert!(
         err.contains(&format!(
-            "{}:5:14: IPPool p: field `spec.blockSize`",
+            "{}:5:14: IPPool \"p\": field `spec.blockSize`",
             f.display()
         )),
         "{err}"

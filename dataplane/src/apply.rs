@@ -142,6 +142,8 @@ fn restore(target: &Target, table: &str, payload: &str, test: bool) -> Result<()
 pub struct Applier {
     target: Target,
     cache: Option<crate::state::Current>,
+    /// The desired state of the last successful apply (valid while `cache` is).
+    last: Option<Desired>,
 }
 
 impl Applier {
@@ -149,24 +151,43 @@ impl Applier {
         Applier {
             target,
             cache: None,
+            last: None,
         }
     }
 
     /// Forget the cached state; the next apply reads the kernel again.
     pub fn resync(&mut self) {
         self.cache = None;
+        self.last = None;
     }
 
     /// Plans against the cached state (reading the kernel if there is none) and writes. On a
     /// failed write the cache is dropped, so the next apply starts from a fresh read.
     pub fn apply(&mut self, desired: &Desired) -> Result<ApplyReport> {
+        let last = self.last.take();
         let current = match self.cache.take() {
             Some(c) => c,
             None => read_current(&self.target)?,
         };
-        let plan = compute(desired, &current);
+        // Sets whose desired members did not change since the last successful write hold
+        // exactly those members (as far as this applier believes; `resync` re-reads).
+        let unchanged: std::collections::BTreeSet<&str> = match &last {
+            Some(prev) => {
+                let prev_sets: std::collections::BTreeMap<&str, &crate::state::DesiredSet> =
+                    prev.ipsets.iter().map(|s| (s.name.as_str(), s)).collect();
+                desired
+                    .ipsets
+                    .iter()
+                    .filter(|s| prev_sets.get(s.name.as_str()).is_some_and(|p| *p == s))
+                    .map(|s| s.name.as_str())
+                    .collect()
+            }
+            None => Default::default(),
+        };
+        let plan = crate::plan::compute_hinted(desired, &current, &unchanged);
         let report = apply_plan(&self.target, plan)?;
         self.cache = Some(believed(current, desired, &report.plan));
+        self.last = Some(desired.clone());
         Ok(report)
     }
 }

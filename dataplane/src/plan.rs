@@ -141,6 +141,17 @@ fn current_line(op: &str, chain: &str, r: &CurrentRule) -> RuleLine {
 
 /// Computes what must change for `current` to become `desired`.
 pub fn compute(desired: &Desired, current: &Current) -> Plan {
+    compute_hinted(desired, current, &BTreeSet::new())
+}
+
+/// [`compute`], told that the sets named in `unchanged_sets` are known to hold exactly their
+/// desired members (a long-running applier knows this when they did not change since its last
+/// successful write), so their members need not be compared again.
+pub fn compute_hinted(
+    desired: &Desired,
+    current: &Current,
+    unchanged_sets: &BTreeSet<&str>,
+) -> Plan {
     let mut plan = Plan::default();
     let empty_table = Default::default();
     let table_names: BTreeSet<&String> = desired
@@ -275,7 +286,7 @@ pub fn compute(desired: &Desired, current: &Current) -> Plan {
             plan.tables.push(tp);
         }
     }
-    plan.ipsets = set_plans(desired, current);
+    plan.ipsets = set_plans(desired, current, unchanged_sets);
     plan
 }
 
@@ -323,7 +334,11 @@ fn member_key<'a>(set_type: &str, m: &'a str) -> &'a str {
     }
 }
 
-fn set_plans(desired: &Desired, current: &Current) -> Vec<SetPlan> {
+fn set_plans(
+    desired: &Desired,
+    current: &Current,
+    unchanged_sets: &BTreeSet<&str>,
+) -> Vec<SetPlan> {
     let mut out = Vec::new();
     let mut temp_n = 0usize;
     let mut next_temp = || loop {
@@ -336,6 +351,9 @@ fn set_plans(desired: &Desired, current: &Current) -> Vec<SetPlan> {
     let wanted: BTreeSet<&str> = desired.ipsets.iter().map(|s| s.name.as_str()).collect();
     for s in &desired.ipsets {
         let cur = current.ipsets.get(&s.name);
+        if cur.is_some() && unchanged_sets.contains(s.name.as_str()) {
+            continue;
+        }
         // Fast path (the common case on a busy node: hundreds of thousands of members, few
         // changes): same metadata and every desired member present, no allocation.
         if let Some(cur) = cur {

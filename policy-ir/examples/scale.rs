@@ -7,6 +7,8 @@
 //! - loading the same cluster from its JSON text (parse, validate, convert) and resolving;
 //! - one endpoint relabel (label index membership deltas), median of 2,001;
 //! - peak RSS (VmHWM), before and after the JSON text path (`--skip-json` stops before it).
+//!
+//! `--write FILE` only writes the generated cluster as one JSON `List` (for other tools).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +37,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut runs = 5;
     let skip_json = args.iter().any(|a| a == "--skip-json");
+    let write = args
+        .iter()
+        .position(|a| a == "--write")
+        .map(|i| args[i + 1].clone());
+    let args: Vec<String> = match args.iter().position(|a| a == "--write") {
+        Some(i) => args[..i].iter().chain(&args[i + 2..]).cloned().collect(),
+        None => args,
+    };
     let args: Vec<String> = args.into_iter().filter(|a| a != "--skip-json").collect();
     let mut i = 0;
     while i + 1 < args.len() {
@@ -56,6 +66,11 @@ fn main() {
     let t = Instant::now();
     let res = generate(&p);
     println!("generate: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    if let Some(path) = write {
+        std::fs::write(&path, to_json_list(&res)).expect("write");
+        println!("wrote {path}");
+        return;
+    }
 
     let mut times = Vec::new();
     let mut model = None;
@@ -68,7 +83,7 @@ fn main() {
         let d = t.elapsed();
         times.push(d);
         assert_eq!(ir.workloads.len(), p.endpoints / p.nodes);
-        if model.is_none() {
+        if times.len() == 1 {
             println!(
                 "node-0 IR: {} workloads, {} policies, {} profiles, {} ipsets; index: {} selectors",
                 ir.workloads.len(),

@@ -55,6 +55,23 @@ const V3_KINDS: &[&str] = &[
     "BGPConfiguration",
     "BlockAffinity",
     "FelixConfiguration",
+    "IPAMConfig",
+    "IPAMConfiguration",
+    "IPAMBlock",
+];
+/// Kinds whose field locations are kept in [`Resources::field_locations`].
+const ROUTING_KINDS: &[&str] = &[
+    "Node",
+    "node",
+    "IPPool",
+    "ipPool",
+    "BGPPeer",
+    "bgpPeer",
+    "BGPConfiguration",
+    "BlockAffinity",
+    "IPAMConfig",
+    "IPAMConfiguration",
+    "IPAMBlock",
 ];
 const V1_KINDS: &[&str] = &[
     "policy",
@@ -279,7 +296,18 @@ impl Loader {
         }
         let strict = !(family == "k8s" && kind != "NetworkPolicy");
         let ctx = Ctx::new(strict);
+        let key = ROUTING_KINDS
+            .contains(&kind.as_str())
+            .then(|| origin.to_string());
         let res = self.convert(file, node, family, &kind, &label, &ctx, origin);
+        if let Some(key) = key {
+            let locs = ctx.locations.borrow();
+            let m = locs
+                .iter()
+                .map(|(k, l)| (k.clone(), (l.line, l.column)))
+                .collect();
+            self.resources.field_locations.insert(key, m);
+        }
         for i in ctx.issues.borrow().iter() {
             self.diag(file, i.loc, &label, &i.path, i.message.clone());
         }
@@ -810,6 +838,30 @@ impl Loader {
                 self.check_dup(kind, &d.metadata, &origin, label, &l);
                 self.resources.namespaces.push(r::Namespace {
                     metadata: d.metadata,
+                    origin,
+                });
+            }
+            ("v3", "IPAMConfig") | ("v3", "IPAMConfiguration") => {
+                let (metadata, spec) = doc(node, ctx)?;
+                let l = ctx.locations.borrow();
+                self.check_dup("IPAMConfig", &metadata, &origin, label, &l);
+                self.resources.ipam_configs.push(r::IpamConfig {
+                    metadata,
+                    spec,
+                    origin,
+                });
+            }
+            ("v3", "IPAMBlock") => {
+                let (metadata, spec): (ObjectMeta, r::IpamBlockSpec) = doc(node, ctx)?;
+                {
+                    let mut c = checker!();
+                    c.net("spec.cidr", &spec.cidr);
+                }
+                let l = ctx.locations.borrow();
+                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.resources.ipam_blocks.push(r::IpamBlock {
+                    metadata,
+                    spec,
                     origin,
                 });
             }

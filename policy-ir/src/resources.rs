@@ -887,6 +887,68 @@ pub struct FelixConfiguration {
     pub origin: Origin,
 }
 
+/// `IPAMConfig` / `IPAMConfiguration` (cluster-wide IPAM settings, routing.md §1.5). Unset
+/// fields keep Calico's defaults (strictAffinity false, autoAllocateBlocks true, no limit).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpamConfigSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict_affinity: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_allocate_blocks: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_blocks_per_host: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IpamConfig {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: IpamConfigSpec,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// One entry of an IPAM block's `attributes` (Calico's AllocationAttribute; snake_case keys).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IpamBlockAttribute {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle_id: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secondary: BTreeMap<String, String>,
+}
+
+/// `IPAMBlock` (Calico's AllocationBlock): `allocations[ordinal]` is an index into
+/// `attributes`, or null when the address is free.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpamBlockSpec {
+    pub cidr: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict_affinity: bool,
+    #[serde(default)]
+    pub allocations: Vec<Option<u64>>,
+    #[serde(default)]
+    pub unallocated: Vec<u32>,
+    #[serde(default)]
+    pub attributes: Vec<IpamBlockAttribute>,
+    #[serde(default)]
+    pub sequence_number: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IpamBlock {
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: IpamBlockSpec,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
 /// Kubernetes `v1` Namespace (kept for its labels; it also yields the `kns.<name>` profile).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Namespace {
@@ -914,6 +976,16 @@ pub struct Resources {
     pub felix_configurations: Vec<FelixConfiguration>,
     /// Kubernetes namespaces (their labels feed `namespaceSelector`).
     pub namespaces: Vec<Namespace>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipam_configs: Vec<IpamConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipam_blocks: Vec<IpamBlock>,
+    /// Where each field of the routing kinds (Node, IPPool, BGPPeer, BGPConfiguration,
+    /// BlockAffinity, IPAMConfig, IPAMBlock) was found, keyed by the resource's origin
+    /// (`file:line:column`), then field path (`spec.peerIP`) → (line, column). Lets consumers
+    /// that check these resources further (routing-agent) point at the field.
+    #[serde(skip)]
+    pub field_locations: BTreeMap<String, BTreeMap<String, (u32, u32)>>,
 }
 
 impl Resources {
@@ -935,6 +1007,29 @@ impl Resources {
         self.block_affinities.extend(other.block_affinities);
         self.felix_configurations.extend(other.felix_configurations);
         self.namespaces.extend(other.namespaces);
+        self.ipam_configs.extend(other.ipam_configs);
+        self.ipam_blocks.extend(other.ipam_blocks);
+        self.field_locations.extend(other.field_locations);
+    }
+}
+
+impl Resources {
+    /// The (line, column) of `path` in the resource from `origin` (or of its nearest recorded
+    /// parent field; else the resource's own position). Recorded for the routing kinds only.
+    pub fn field_location(&self, origin: &Origin, path: &str) -> (u32, u32) {
+        if let Some(m) = self.field_locations.get(&origin.to_string()) {
+            let mut p = path;
+            loop {
+                if let Some(l) = m.get(p) {
+                    return *l;
+                }
+                match p.rfind(['.', '[']) {
+                    Some(i) => p = &p[..i],
+                    None => break,
+                }
+            }
+        }
+        (origin.line, origin.column)
     }
 }
 

@@ -198,3 +198,31 @@ fn seed_profile_alone_shadows_the_allow() {
     // The frontends have no profile and no policy now: denied.
     assert_eq!(v.egress.decided_by, DecidedBy::NoProfileMatched);
 }
+
+#[test]
+fn relabel_moves_memberships_and_verdicts() {
+    let mut m = Model::load(&[seed()]).unwrap();
+    let id = m
+        .entities()
+        .iter()
+        .position(|e| e.id.name == "slave1-frontend1")
+        .unwrap();
+    let sel = selector_lang::parse("namespace == 'default'").unwrap();
+    assert!(m.label_index().members(sel.uid()).contains(&id));
+    let deltas = m.relabel(id, policy_ir::load::labels(&[("service", "frontend"), ("namespace", "other")]));
+    assert!(deltas.iter().any(|d| d.uid == sel.uid() && d.entity == id && !d.added), "{deltas:?}");
+    assert!(!m.label_index().members(sel.uid()).contains(&id));
+    let v = m
+        .verdict(&probe("slave1-frontend1", "slave2-database", Protocol::Tcp, Some(3306)))
+        .unwrap();
+    // No policy applies to frontend1 any more and it has no profile: egress denied.
+    assert_eq!(v.egress.decided_by, DecidedBy::NoProfileMatched);
+    assert_eq!(v.ingress.decided_by, DecidedBy::EndOfTier);
+    // The IR follows: slave1 now has one workload with tiers and one without.
+    let ir = m.node_ir("slave1");
+    assert!(ir.workloads[0].ingress.tiers.is_empty());
+    assert_eq!(ir.workloads[1].ingress.tiers.len(), 1);
+    // And back.
+    let deltas = m.relabel(id, policy_ir::load::labels(&[("service", "frontend"), ("namespace", "default")]));
+    assert!(deltas.iter().any(|d| d.uid == sel.uid() && d.added));
+}

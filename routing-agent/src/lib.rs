@@ -1,6 +1,7 @@
 //! routing-agent: the forwarding half of Brindle (routing.md, spec decision 7).
 //!
-//! Pure core (no processes, no tokio): [`model`], [`load`], [`routes`], [`bird`], [`ipam`].
+//! Pure core (no processes, no tokio): [`model`], [`from_ir`] (policy-ir resources → model),
+//! [`routes`], [`bird`], [`ipam`]. [`load`] reads files through policy-ir's loader.
 //! Edge: [`store`] (IPAM files in the directory datastore), [`netlink`] (route reconcile),
 //! [`tunl`] (tunl0: TUN + user-space IP-in-IP), [`birdctl`] (BIRD supervision, control socket,
 //! node status), [`agent`] (the node loop).
@@ -38,6 +39,9 @@ pub enum RoutingError {
         field: String,
         message: String,
     },
+    /// A file or directory policy-ir's loader could not read.
+    #[error("{0}")]
+    Load(policy_ir::PolicyIrError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -7,6 +7,9 @@
 //!   `spec.allocations` = attribute index per ordinal or null, `spec.unallocated`,
 //!   `spec.attributes[].handle_id`, `spec.sequenceNumber`), Calico's AllocationBlock form.
 //!
+//! Both kinds are read by policy-ir's loader (the model's loader reads the whole directory, and
+//! [`DirStore::load`] reads `ipam/blocks` into IPAM state); this module only writes them.
+//!
 //! Handles are derived from the blocks. Files are replaced atomically (write + rename); a single
 //! writer is assumed (no compare-and-swap; the etcd datastore is a later feature).
 
@@ -14,7 +17,6 @@ use crate::ipam::{Block, IpamState};
 use crate::model::{AffinityState, BlockAffinity, Model};
 use crate::RoutingError;
 use ipnet::Ipv4Net;
-use serde::Deserialize;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -31,30 +33,6 @@ fn io(path: &Path, source: std::io::Error) -> RoutingError {
 
 fn dashed(c: &Ipv4Net) -> String {
     c.to_string().replace(['.', '/'], "-")
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BlockDoc {
-    spec: BlockSpec,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct BlockSpec {
-    cidr: String,
-    affinity: Option<String>,
-    allocations: Vec<Option<usize>>,
-    unallocated: Vec<u32>,
-    #[serde(default)]
-    attributes: Vec<Attr>,
-    #[serde(default)]
-    sequence_number: u64,
-}
-
-#[derive(Deserialize)]
-struct Attr {
-    handle_id: Option<String>,
 }
 
 impl DirStore {
@@ -78,72 +56,61 @@ impl DirStore {
             ..Default::default()
         };
         let bd = self.blocks_dir();
-        if bd.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&bd)
-                .map_err(|e| io(&bd, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-                .collect();
-            files.sort();
-            for f in files {
-                let text = std::fs::read_to_string(&f).map_err(|e| io(&f, e))?;
-                let doc: BlockDoc = serde_saphyr::from_str(&text).map_err(|e| {
-                    let (line, column) = e
-                        .location()
-                        .map(|l| (l.line(), l.column()))
-                        .unwrap_or((1, 1));
-                    RoutingError::Syntax {
-                        file: f.clone(),
-                        line,
-                        column,
-                        message: e.to_string().lines().next().unwrap_or("").to_string(),
-                    }
-                })?;
-                let s = doc.spec;
-                let bad = |field: &str, m: &str| RoutingError::Field {
-                    file: f.clone(),
-                    line: 1,
-                    column: 1,
-                    resource: format!("IPAMBlock {}", s.cidr),
+        if !bd.is_dir() {
+            return Ok(st);
+        }
+        let res =
+            policy_ir::load::load_paths(std::slice::from_ref(&bd)).map_err(RoutingError::Load)?;
+        for b in &res.ipam_blocks {
+            let s = &b.spec;
+            let bad = |field: &str, m: &str| {
+                let (line, column) = res.field_location(&b.origin, field);
+                RoutingError::Field {
+                    file: PathBuf::from(&b.origin.file),
+                    line: line.into(),
+                    column: column.into(),
+                    resource: format!("IPAMBlock \"{}\"", b.metadata.name),
                     field: field.into(),
                     message: m.into(),
-                };
-                let cidr: Ipv4Net = s
-                    .cidr
-                    .parse()
-                    .map_err(|_| bad("spec.cidr", "not an IPv4 CIDR"))?;
-                let size = 1usize << (32 - cidr.prefix_len());
-                if s.allocations.len() != size {
-                    return Err(bad(
-                        "spec.allocations",
-                        "length does not match the block size",
-                    ));
                 }
-                let mut allocations = Vec::with_capacity(size);
-                for a in &s.allocations {
-                    allocations.push(match a {
-                        None => None,
-                        Some(i) => Some(
-                            s.attributes
-                                .get(*i)
-                                .and_then(|a| a.handle_id.clone())
-                                .ok_or_else(|| {
-                                    bad("spec.allocations", "attribute index out of range")
-                                })?,
-                        ),
-                    });
-                }
-                st.blocks.insert(
-                    cidr,
-                    Block {
-                        cidr,
-                        affinity: s.affinity,
-                        allocations,
-                        unallocated: s.unallocated,
-                        sequence_number: s.sequence_number,
-                    },
-                );
+            };
+            let cidr: Ipv4Net = s
+                .cidr
+                .trim()
+                .parse()
+                .map_err(|_| bad("spec.cidr", "not an IPv4 CIDR"))?;
+            let size = 1usize << (32 - cidr.prefix_len());
+            if s.allocations.len() != size {
+                return Err(bad(
+                    "spec.allocations",
+                    "length does not match the block size",
+                ));
             }
+            let mut allocations = Vec::with_capacity(size);
+            for a in &s.allocations {
+                allocations.push(match a {
+                    None => None,
+                    Some(i) => Some(
+                        usize::try_from(*i)
+                            .ok()
+                            .and_then(|i| s.attributes.get(i))
+                            .and_then(|a| a.handle_id.clone())
+                            .ok_or_else(|| {
+                                bad("spec.allocations", "attribute index out of range")
+                            })?,
+                    ),
+                });
+            }
+            st.blocks.insert(
+                cidr,
+                Block {
+                    cidr,
+                    affinity: s.affinity.clone(),
+                    allocations,
+                    unallocated: s.unallocated.clone(),
+                    sequence_number: s.sequence_number,
+                },
+            );
         }
         Ok(st)
     }

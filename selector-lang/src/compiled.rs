@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::ast::{grow, Node};
 use crate::Selector;
 
-/// Marks "no value" in the dense representations.
+/// Marks "no value" in the dense representation.
 const NONE: u32 = u32::MAX;
-const NONE16: u16 = u16::MAX;
 
 static NEXT_TABLE_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -123,14 +122,7 @@ impl LabelTable {
         }
         let span = dedup.last().map_or(0, |p| p.0 as usize + 1);
         let dense_ok = span <= (4 * dedup.len()).max(32);
-        let repr = if dense_ok && dedup.iter().all(|&(_, v)| v < NONE16 as u32) {
-            // Half the memory when value IDs fit in 16 bits: one cache line for a typical map.
-            let mut dense = vec![NONE16; span];
-            for &(k, v) in &dedup {
-                dense[k as usize] = v as u16;
-            }
-            Repr::Dense16(dense.into_boxed_slice())
-        } else if dense_ok {
+        let repr = if dense_ok {
             let mut dense = vec![NONE; span];
             for &(k, v) in &dedup {
                 dense[k as usize] = v;
@@ -254,8 +246,6 @@ const REJECT: u32 = u32::MAX - 1;
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// Value ID per key ID (`NONE16` where absent), when all value IDs fit in 16 bits.
-    Dense16(Box<[u16]>),
     /// Value ID per key ID (`NONE` where absent), up to the largest key present.
     Dense(Box<[u32]>),
     /// `(key, value)` sorted by key.
@@ -274,10 +264,6 @@ impl CompiledLabels {
     #[inline]
     pub fn get(&self, key: u32) -> Option<u32> {
         match &self.repr {
-            Repr::Dense16(d) => match d.get(key as usize) {
-                Some(&v) if v != NONE16 => Some(v as u32),
-                _ => None,
-            },
             Repr::Dense(d) => match d.get(key as usize) {
                 Some(&v) if v != NONE => Some(v),
                 _ => None,
@@ -304,7 +290,6 @@ impl CompiledLabels {
 
     fn key_span(&self) -> u32 {
         match &self.repr {
-            Repr::Dense16(d) => d.len() as u32,
             Repr::Dense(d) => d.len() as u32,
             Repr::Sparse(_) => 0,
         }
@@ -402,10 +387,6 @@ impl CompiledSelector {
         // One monomorphic copy of the interpreter per label representation, so the lookup in
         // the inner loop is a plain indexed load (dense) or a short scan (sparse).
         match &l.repr {
-            Repr::Dense16(d) => self.run(table, |k| match d.get(k as usize) {
-                Some(&v) if v != NONE16 => Some(v as u32),
-                _ => None,
-            }),
             Repr::Dense(d) => self.run(table, |k| match d.get(k as usize) {
                 Some(&v) if v != NONE => Some(v),
                 _ => None,

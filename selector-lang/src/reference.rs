@@ -16,10 +16,26 @@ use crate::ParseError;
 #[grammar = "selector.pest"]
 struct Grammar;
 
-/// Parses with the pest grammar. With less than 16 MiB of stack left, parses on a fresh 256 MiB
-/// heap-allocated (lazily committed) stack: pest recurses several frames per nesting level.
+/// Parses with the pest grammar. pest recurses several frames per nesting level, so inputs with
+/// more than a few levels of parentheses are parsed on a fresh 256 MiB heap-allocated (lazily
+/// committed) stack; shallow ones run in place unless the stack is nearly used up.
 pub fn parse_node(input: &str) -> Result<Node, ParseError> {
-    stacker::maybe_grow(16 << 20, 256 << 20, || parse_inner(input))
+    let (mut depth, mut max_depth) = (0usize, 0usize);
+    for b in input.bytes() {
+        match b {
+            b'(' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+            }
+            b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max_depth > 8 {
+        stacker::grow(256 << 20, || parse_inner(input))
+    } else {
+        stacker::maybe_grow(1 << 20, 256 << 20, || parse_inner(input))
+    }
 }
 
 fn parse_inner(input: &str) -> Result<Node, ParseError> {

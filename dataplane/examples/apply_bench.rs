@@ -42,7 +42,10 @@ fn render(ir: &policy_ir::ir::NodeIr) -> (Desired, usize) {
             }
         }
     }
-    (Desired::from_ruleset(&iptables_backend::render(&ir)), patched)
+    (
+        Desired::from_ruleset(&iptables_backend::render(&ir)),
+        patched,
+    )
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -136,8 +139,10 @@ fn main() {
     println!("policy edit: {pid} inbound rule 0 action flipped");
     let edit = render(&edited_ir).0;
 
-    let (mut full, mut rl, mut ed, mut read, mut oneshot) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut full_bytes, mut rl_bytes, mut ed_bytes, mut rl_chains, mut ed_chains) = (0, 0, 0, 0, 0);
+    let (mut full, mut rl, mut ed, mut read, mut oneshot) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut full_bytes, mut rl_bytes, mut ed_bytes, mut rl_chains, mut ed_chains) =
+        (0, 0, 0, 0, 0);
     let mut rl_members = 0;
     let (mut rl_write, mut ed_write) = (vec![], vec![]);
     for _ in 0..runs {
@@ -169,7 +174,10 @@ fn main() {
         let t = Instant::now();
         let cur = read_current(&tg).unwrap();
         read.push(t.elapsed().as_secs_f64() * 1e3);
-        assert!(compute(&edit, &cur).is_empty(), "kernel differs from the applier's belief");
+        assert!(
+            compute(&edit, &cur).is_empty(),
+            "kernel differs from the applier's belief"
+        );
 
         // One-shot path (`brindle apply`): read back + plan + write (the edit reverted).
         let t = Instant::now();
@@ -177,7 +185,10 @@ fn main() {
         oneshot.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!("runs: {runs}");
-    println!("full apply (fresh netns):         median {:9.1} ms  payload {full_bytes} bytes", median(full));
+    println!(
+        "full apply (fresh netns):         median {:9.1} ms  payload {full_bytes} bytes",
+        median(full)
+    );
     println!(
         "relabel (cached applier):         median {:9.1} ms  payload {rl_bytes} bytes, {rl_members} member changes, {rl_chains} chains written",
         median(rl)
@@ -191,6 +202,12 @@ fn main() {
         median(rl_write),
         median(ed_write)
     );
-    println!("read-back (iptables-save + ipset): median {:9.1} ms", median(read));
-    println!("one-shot apply (read+plan+write):  median {:9.1} ms", median(oneshot));
+    println!(
+        "read-back (iptables-save + ipset): median {:9.1} ms",
+        median(read)
+    );
+    println!(
+        "one-shot apply (read+plan+write):  median {:9.1} ms",
+        median(oneshot)
+    );
 }

@@ -142,8 +142,9 @@ fn restore(target: &Target, table: &str, payload: &str, test: bool) -> Result<()
 pub struct Applier {
     target: Target,
     cache: Option<crate::state::Current>,
-    /// The desired state of the last successful apply (valid while `cache` is).
-    last: Option<Desired>,
+    /// Fingerprints of the desired ipsets of the last successful apply (valid while `cache`
+    /// is): set name → hash of type, size and members.
+    last_sets: std::collections::BTreeMap<String, u64>,
 }
 
 impl Applier {
@@ -151,45 +152,54 @@ impl Applier {
         Applier {
             target,
             cache: None,
-            last: None,
+            last_sets: Default::default(),
         }
     }
 
     /// Forget the cached state; the next apply reads the kernel again.
     pub fn resync(&mut self) {
         self.cache = None;
-        self.last = None;
+        self.last_sets.clear();
     }
 
     /// Plans against the cached state (reading the kernel if there is none) and writes. On a
     /// failed write the cache is dropped, so the next apply starts from a fresh read.
     pub fn apply(&mut self, desired: &Desired) -> Result<ApplyReport> {
-        let last = self.last.take();
+        let last_sets = std::mem::take(&mut self.last_sets);
         let current = match self.cache.take() {
             Some(c) => c,
             None => read_current(&self.target)?,
         };
-        // Sets whose desired members did not change since the last successful write hold
+        // Sets whose desired contents did not change since the last successful write hold
         // exactly those members (as far as this applier believes; `resync` re-reads).
-        let unchanged: std::collections::BTreeSet<&str> = match &last {
-            Some(prev) => {
-                let prev_sets: std::collections::BTreeMap<&str, &crate::state::DesiredSet> =
-                    prev.ipsets.iter().map(|s| (s.name.as_str(), s)).collect();
-                desired
-                    .ipsets
-                    .iter()
-                    .filter(|s| prev_sets.get(s.name.as_str()).is_some_and(|p| *p == s))
-                    .map(|s| s.name.as_str())
-                    .collect()
-            }
-            None => Default::default(),
-        };
+        let prints: Vec<(&str, u64)> = desired
+            .ipsets
+            .iter()
+            .map(|s| (s.name.as_str(), fingerprint(s)))
+            .collect();
+        let unchanged: std::collections::BTreeSet<&str> = prints
+            .iter()
+            .filter(|(name, h)| last_sets.get(*name) == Some(h))
+            .map(|(name, _)| *name)
+            .collect();
         let plan = crate::plan::compute_hinted(desired, &current, &unchanged);
         let report = apply_plan(&self.target, plan)?;
         self.cache = Some(believed(current, desired, &report.plan));
-        self.last = Some(desired.clone());
+        self.last_sets = prints
+            .into_iter()
+            .map(|(n, h)| (n.to_string(), h))
+            .collect();
         Ok(report)
     }
+}
+
+fn fingerprint(s: &crate::state::DesiredSet) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.set_type.hash(&mut h);
+    s.maxelem.hash(&mut h);
+    s.members.hash(&mut h);
+    h.finish()
 }
 
 /// The state after `plan` was written successfully onto `current`.

@@ -369,8 +369,11 @@ fn set_plans(
         }
         if let Some(cur) = cur.filter(|c| c.set_type == s.set_type && c.maxelem == s.maxelem) {
             // Member update: diff by borrowed keys; only the changes are allocated.
-            let want: std::collections::HashSet<&str> =
-                s.members.iter().map(|m| member_key(&s.set_type, m)).collect();
+            let want: std::collections::HashSet<&str> = s
+                .members
+                .iter()
+                .map(|m| member_key(&s.set_type, m))
+                .collect();
             let mut add: Vec<String> = want
                 .iter()
                 .filter(|m| !cur.members.contains(**m))

@@ -300,10 +300,42 @@ fn a_rejected_payload_changes_nothing() {
     let err = apply(&t, &bad).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("filter") && msg.contains("unchanged"), "{msg}");
-    assert!(msg.contains("payload line") && msg.contains("-m nosuchmatch"), "{msg}");
+    assert!(
+        msg.contains("payload line") && msg.contains("-m nosuchmatch"),
+        "{msg}"
+    );
     assert_eq!(
         strip(&t.run("iptables-save", &[], None).unwrap()),
         strip(&before)
     );
     assert_eq!(t.run("ipset", &["save"], None).unwrap(), sets_before);
+}
+
+#[test]
+fn the_caching_applier_matches_the_kernel_and_resyncs_after_drift() {
+    use dataplane::apply::Applier;
+    let ns = fresh();
+    let t = ns.target();
+    let mut agent = Applier::new(t.clone());
+    let mut want = desired();
+    agent.apply(&want).expect("first");
+    want.ipsets[0].members.push("10.65.3.3/32".into());
+    let r = agent.apply(&want).expect("relabel");
+    assert!(r.tables_written.is_empty());
+    assert_eq!(r.plan.ipsets[0].add, vec!["10.65.3.3"]);
+    let f = want.tables.get_mut("filter").unwrap();
+    f.chains.get_mut("cali-INPUT").unwrap()[0] = rule("inp00000000000X2", "-i cali+ --jump RETURN");
+    agent.apply(&want).expect("edit");
+    // Its belief equals what a fresh read finds.
+    assert!(compute(&want, &read_current(&t).unwrap()).is_empty());
+    assert!(agent.apply(&want).unwrap().plan.is_empty());
+
+    // Drift behind its back is invisible to the cache until a resync.
+    t.run("ipset", &["del", "cali40s:front", "10.65.3.3"], None)
+        .unwrap();
+    assert!(agent.apply(&want).unwrap().plan.is_empty());
+    agent.resync();
+    let r = agent.apply(&want).expect("resync");
+    assert_eq!(r.plan.ipsets[0].add, vec!["10.65.3.3"]);
+    assert!(compute(&want, &read_current(&t).unwrap()).is_empty());
 }

@@ -34,7 +34,7 @@ pub enum NftError {
     /// One rule uses a construct with no nftables translation here.
     #[error("{layer} chain `{chain}`, rule {index} (cali:{hash}) `{rule}`: {message}")]
     Rule {
-        layer: String,
+        layer: &'static str,
         chain: String,
         /// 1-based position in the chain.
         index: usize,
@@ -53,7 +53,7 @@ pub enum NftError {
     Dispatch { chain: String, message: String },
     /// A hook rule in a kernel chain §7 has no base chain for.
     #[error("no nftables base chain for {layer} {chain}")]
-    BaseChain { layer: String, chain: String },
+    BaseChain { layer: &'static str, chain: String },
 }
 
 /// Hook, type and priority of a base chain.

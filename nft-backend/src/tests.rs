@@ -104,7 +104,10 @@ fn match_translations() {
         ["VLlvdpOvZmxOn6jk"]
     );
     assert_eq!(
-        f("-m conntrack --ctstate RELATED,ESTABLISHED", "--jump ACCEPT"),
+        f(
+            "-m conntrack --ctstate RELATED,ESTABLISHED",
+            "--jump ACCEPT"
+        ),
         "ct state related,established counter accept"
     );
     assert_eq!(
@@ -192,7 +195,10 @@ fn untranslatable_constructs_are_errors() {
         ("-m set --match-set cali40s:nope src", "--jump ACCEPT"),
         ("", "--jump cali-no-such-chain"),
         ("", "--jump MASQUERADE --random-fully"),
-        ("-m set --match-set cali40s:rV61RKD1Q8wo61pyeB0j2rw src,src", "--jump ACCEPT"),
+        (
+            "-m set --match-set cali40s:rV61RKD1Q8wo61pyeB0j2rw src,src",
+            "--jump ACCEPT",
+        ),
     ] {
         assert!(tx(Table::Filter, m, a).is_err(), "{m} {a}");
     }
@@ -227,7 +233,7 @@ fn untranslatable_constructs_are_errors() {
             ..
         } => {
             assert_eq!(
-                (layer.as_str(), chain.as_str(), *index, hash.as_str()),
+                (*layer, chain.as_str(), *index, hash.as_str()),
                 ("filter", "cali-x", 2, "bbbbbbbbbbbbbbbb")
             );
         }
@@ -323,10 +329,13 @@ fn verdict_maps_replace_the_dispatch_trees() {
         "counter drop comment \"cali:zeZtiiPDsE6BwqUG; Unknown interface\""
     );
     let p = nft.payload();
-    assert!(p.contains(
-        "add map ip calico filter-cali-to-wl-dispatch { type ifname : verdict ; }\n"
-    ));
-    assert!(p.contains("\"cali2444\" : goto filter-cali-tw-cali2444"), "{p}");
+    assert!(
+        p.contains("add map ip calico filter-cali-to-wl-dispatch { type ifname : verdict ; }\n")
+    );
+    assert!(
+        p.contains("\"cali2444\" : goto filter-cali-tw-cali2444"),
+        "{p}"
+    );
     assert!(p.contains(
         "add rule ip calico filter-FORWARD counter jump filter-cali-FORWARD comment \"cali:dpfqBgJrpRwlrqw1;\"\n"
     ));
@@ -355,13 +364,26 @@ fn base_chains_hook_rules_and_payload_shape() {
     );
     // Insert first, then the two append rules.
     assert_eq!(fwd.rules.len(), 3);
-    assert_eq!(fwd.rules[1].comments, ["Policy explicitly accepted packet."]);
     assert_eq!(
-        nft.chain("nat-POSTROUTING").unwrap().base.as_ref().unwrap().priority,
+        fwd.rules[1].comments,
+        ["Policy explicitly accepted packet."]
+    );
+    assert_eq!(
+        nft.chain("nat-POSTROUTING")
+            .unwrap()
+            .base
+            .as_ref()
+            .unwrap()
+            .priority,
         "srcnat + 10"
     );
     assert_eq!(
-        nft.chain("raw-PREROUTING").unwrap().base.as_ref().unwrap().priority,
+        nft.chain("raw-PREROUTING")
+            .unwrap()
+            .base
+            .as_ref()
+            .unwrap()
+            .priority,
         "raw"
     );
     // Every jump target is a declared chain of the same layer.
@@ -394,26 +416,28 @@ fn base_chains_hook_rules_and_payload_shape() {
 
 #[test]
 fn sets_are_renamed_and_aggregated() {
-    let mut rs = Ruleset::default();
-    rs.ipsets = vec![
-        IpSetSpec {
-            name: "cali40s:abc".into(),
-            set_type: "hash:net".into(),
-            members: vec![
-                "10.0.0.0/8".into(),
-                "10.1.0.0/16".into(),
-                "192.168.1.1/32".into(),
-                "0.0.0.0/1".into(),
-            ],
-            maxelem: 1024,
-        },
-        IpSetSpec {
-            name: "cali40n:xyz".into(),
-            set_type: "hash:ip,port".into(),
-            members: vec!["10.65.0.2,tcp:8080".into()],
-            maxelem: 1024,
-        },
-    ];
+    let rs = Ruleset {
+        ipsets: vec![
+            IpSetSpec {
+                name: "cali40s:abc".into(),
+                set_type: "hash:net".into(),
+                members: vec![
+                    "10.0.0.0/8".into(),
+                    "10.1.0.0/16".into(),
+                    "192.168.1.1/32".into(),
+                    "0.0.0.0/1".into(),
+                ],
+                maxelem: 1024,
+            },
+            IpSetSpec {
+                name: "cali40n:xyz".into(),
+                set_type: "hash:ip,port".into(),
+                members: vec!["10.65.0.2,tcp:8080".into()],
+                maxelem: 1024,
+            },
+        ],
+        ..Default::default()
+    };
     let nft = translate_ruleset(&rs).unwrap();
     assert_eq!(nft.sets()[0].name, "cali40s-abc");
     assert_eq!(nft.sets()[0].elements, ["0.0.0.0/1", "192.168.1.1"]);

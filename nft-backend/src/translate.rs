@@ -286,7 +286,12 @@ impl RuleCx<'_> {
         Ok(body)
     }
 
-    fn match_text(&self, m: &Match, proto: &mut Option<u8>, validmark: bool) -> Result<String, String> {
+    fn match_text(
+        &self,
+        m: &Match,
+        proto: &mut Option<u8>,
+        validmark: bool,
+    ) -> Result<String, String> {
         let ne = |neg: bool| if neg { "!= " } else { "" };
         Ok(match m {
             Match::Protocol { neg, proto: p } => {
@@ -300,7 +305,9 @@ impl RuleCx<'_> {
             }
             Match::Source { neg, net } => format!("ip saddr {}{}", ne(*neg), net_text(net)),
             Match::Destination { neg, net } => format!("ip daddr {}{}", ne(*neg), net_text(net)),
-            Match::InInterface { neg, name } => format!("iifname {}{}", ne(*neg), iface_text(name)?),
+            Match::InInterface { neg, name } => {
+                format!("iifname {}{}", ne(*neg), iface_text(name)?)
+            }
             Match::OutInterface { neg, name } => {
                 format!("oifname {}{}", ne(*neg), iface_text(name)?)
             }
@@ -479,10 +486,7 @@ fn sets(rs: &Ruleset) -> Result<Vec<NftSet>, NftError> {
             message,
         };
         if !is_identifier(&name) {
-            return Err(NftError::Name {
-                what: "set",
-                name,
-            });
+            return Err(NftError::Name { what: "set", name });
         }
         if !names.insert(name.clone()) {
             return Err(err(format!("nft name `{name}` is taken by another set")));
@@ -547,13 +551,12 @@ fn is_unknown_interface_drop(r: &Rule) -> bool {
     r.matches.is_empty() && r.action == "--jump DROP" && r.comments == ["Unknown interface"]
 }
 
+/// Map elements (interface, endpoint chain) and the child chains they replace.
+type Flattened = (Vec<(String, String)>, Vec<String>);
+
 /// Flatten Felix's shallow dispatch tree rooted at `root` into (interface, endpoint chain)
 /// pairs; returns them with the names of the child chains the map replaces.
-fn flatten_dispatch(
-    t: &TableRules,
-    root: &str,
-    flag: &str,
-) -> Result<(Vec<(String, String)>, Vec<String>), NftError> {
+fn flatten_dispatch(t: &TableRules, root: &str, flag: &str) -> Result<Flattened, NftError> {
     let err = |chain: &str, message: String| NftError::Dispatch {
         chain: chain.to_string(),
         message,
@@ -569,7 +572,10 @@ fn flatten_dispatch(
             return Err(err(chain, "no \"Unknown interface\" drop rule".into()));
         };
         if !is_unknown_interface_drop(last) {
-            return Err(err(chain, "last rule is not the \"Unknown interface\" drop".into()));
+            return Err(err(
+                chain,
+                "last rule is not the \"Unknown interface\" drop".into(),
+            ));
         }
         let mut subs = Vec::new();
         for r in body {
@@ -705,14 +711,16 @@ pub(crate) fn translate(rs: &Ruleset) -> Result<NftRuleset, NftError> {
         let translate_rules = |chain: &str, rules: &mut dyn Iterator<Item = &Rule>| {
             let mut out = Vec::new();
             for (i, r) in rules.enumerate() {
-                let body = cx.body(&r.matches, &r.action).map_err(|message| NftError::Rule {
-                    layer: layer.name().into(),
-                    chain: chain.to_string(),
-                    index: i + 1,
-                    hash: r.hash.clone(),
-                    rule: format!("{} {}", r.matches, r.action).trim().to_string(),
-                    message,
-                })?;
+                let body = cx
+                    .body(&r.matches, &r.action)
+                    .map_err(|message| NftError::Rule {
+                        layer: layer.name(),
+                        chain: chain.to_string(),
+                        index: i + 1,
+                        hash: r.hash.clone(),
+                        rule: format!("{} {}", r.matches, r.action).trim().to_string(),
+                        message,
+                    })?;
                 out.push((r.comments.iter().map(|c| sanitize(c)).collect(), body));
             }
             Ok::<_, NftError>(out)
@@ -745,7 +753,7 @@ pub(crate) fn translate(rs: &Ruleset) -> Result<NftRuleset, NftError> {
         }
         for (kernel, rules) in hooks {
             let base = base_chain(layer, kernel).ok_or_else(|| NftError::BaseChain {
-                layer: layer.name().into(),
+                layer: layer.name(),
                 chain: kernel.into(),
             })?;
             let nft = chain_name(layer, kernel);

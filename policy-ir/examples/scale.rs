@@ -32,6 +32,16 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time (user + system) of this process, from /proc/self/stat (10 ms resolution).
+fn cpu_time() -> Duration {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = s.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
 fn main() {
     let mut p = Params::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -73,15 +83,18 @@ fn main() {
     }
 
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let mut model = None;
     for _ in 0..runs {
         drop(model.take());
         let r = res.clone();
+        let c = cpu_time();
         let t = Instant::now();
         let m = Model::from_resources(r);
         let ir = m.node_ir("node-0");
         let d = t.elapsed();
         times.push(d);
+        cpu.push(cpu_time() - c);
         assert_eq!(ir.workloads.len(), p.endpoints / p.nodes);
         if times.len() == 1 {
             println!(
@@ -100,6 +113,10 @@ fn main() {
         median(times.clone()).as_secs_f64() * 1e3,
         times.iter().min().unwrap().as_secs_f64() * 1e3,
         times.iter().max().unwrap().as_secs_f64() * 1e3
+    );
+    println!(
+        "load+resolve CPU time (user+sys): median {:.0} ms",
+        median(cpu).as_secs_f64() * 1e3
     );
 
     let mut model = model.unwrap();
@@ -133,7 +150,10 @@ fn main() {
         deltas as f64 / rel.len() as f64
     );
     drop(model);
-    println!("peak RSS after generate, {runs} resolves and the relabels: {} MiB", peak_rss_kib() / 1024);
+    println!(
+        "peak RSS after generate, {runs} resolves and the relabels: {} MiB",
+        peak_rss_kib() / 1024
+    );
     if skip_json {
         return;
     }
@@ -152,5 +172,8 @@ fn main() {
         parsed.as_secs_f64() * 1e3,
         t.elapsed().as_secs_f64() * 1e3
     );
-    println!("peak RSS including the JSON text path: {} MiB", peak_rss_kib() / 1024);
+    println!(
+        "peak RSS including the JSON text path: {} MiB",
+        peak_rss_kib() / 1024
+    );
 }

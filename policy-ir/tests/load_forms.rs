@@ -20,21 +20,39 @@ fn directory_of_mixed_files() {
     assert_eq!(r.bgp_peers.len(), 1);
     assert_eq!(r.bgp_peers[0].spec.node, "n1");
     assert_eq!(r.bgp_peers[0].spec.peer_ip, "192.168.0.254");
-    assert_eq!(r.bgp_peers[0].spec.as_number.as_ref().unwrap().as_number(), Some(64513));
-    assert_eq!(r.nodes[0].spec.bgp.as_ref().unwrap().ipv4_address, "192.168.0.1/24");
-    assert_eq!(r.bgp_configurations[0].spec.node_to_node_mesh_enabled, Some(false));
+    assert_eq!(
+        r.bgp_peers[0].spec.as_number.as_ref().unwrap().as_number(),
+        Some(64513)
+    );
+    assert_eq!(
+        r.nodes[0].spec.bgp.as_ref().unwrap().ipv4_address,
+        "192.168.0.1/24"
+    );
+    assert_eq!(
+        r.bgp_configurations[0].spec.node_to_node_mesh_enabled,
+        Some(false)
+    );
     assert_eq!(r.block_affinities[0].spec.cidr, "10.0.0.0/26");
     assert_eq!(r.ip_pools[0].spec.effective_ipip_mode(), IpipMode::Always);
 
     let ir = m.node_ir("n1");
     assert_eq!(ir.settings.log_prefix, "n1-prefix");
-    assert_eq!(ir.settings.interface_prefixes, vec!["cali".to_string(), "tap".to_string()]);
-    assert_eq!(ir.settings.default_endpoint_to_host_action, EndpointToHostAction::Accept);
+    assert_eq!(
+        ir.settings.interface_prefixes,
+        vec!["cali".to_string(), "tap".to_string()]
+    );
+    assert_eq!(
+        ir.settings.default_endpoint_to_host_action,
+        EndpointToHostAction::Accept
+    );
     assert_eq!(ir.host_endpoints.len(), 1);
     let h = &ir.host_endpoints[0];
     assert_eq!(h.interface, "eth0");
     assert_eq!(h.ingress.tiers[0].name, "sec");
-    assert_eq!(h.ingress.tiers[0].default_action, policy_ir::ir::TierDefaultAction::Pass);
+    assert_eq!(
+        h.ingress.tiers[0].default_action,
+        policy_ir::ir::TierDefaultAction::Pass
+    );
     assert!(ir.ipsets.contains_key("all-hosts-net"));
 
     // The host endpoint denies the external network set; other sources pass to its profile.
@@ -44,9 +62,22 @@ fn directory_of_mixed_files() {
         protocol: Protocol::Tcp,
         port: Some(22),
     };
-    assert_eq!(m.verdict(&p("198.51.100.9")).unwrap().verdict, Verdict::Deny);
-    assert_eq!(m.verdict(&p("203.0.113.9")).unwrap().verdict, Verdict::Allow);
-    assert_eq!(m.verdict(&p("192.168.0.1")).unwrap().ingress.endpoint.as_deref(), Some("n1-eth0"));
+    assert_eq!(
+        m.verdict(&p("198.51.100.9")).unwrap().verdict,
+        Verdict::Deny
+    );
+    assert_eq!(
+        m.verdict(&p("203.0.113.9")).unwrap().verdict,
+        Verdict::Allow
+    );
+    assert_eq!(
+        m.verdict(&p("192.168.0.1"))
+            .unwrap()
+            .ingress
+            .endpoint
+            .as_deref(),
+        Some("n1-eth0")
+    );
 }
 
 #[test]
@@ -74,7 +105,11 @@ spec: {nodeName: n2, hostNetwork: true, containers: [{name: c}]}
     )
     .unwrap();
     let r = m.resources();
-    assert_eq!(r.workload_endpoints.len(), 1, "host-networked pods are not endpoints");
+    assert_eq!(
+        r.workload_endpoints.len(),
+        1,
+        "host-networked pods are not endpoints"
+    );
     let w = &r.workload_endpoints[0];
     assert_eq!(w.spec.interface_name.len(), 15);
     assert!(w.spec.interface_name.starts_with("cali"));
@@ -95,6 +130,12 @@ fn syntax_errors_and_non_resources_are_located() {
     assert!(d[0].message.starts_with("invalid YAML/JSON"), "{}", d[0]);
     let err = Model::load_str("s.yaml", "- 1\n- kind: Tier\n  apiVersion: projectcalico.org/v3\n  metadata: {name: t}\n  spec: {order: [1]}\n").err().unwrap();
     let text = err.to_string();
-    assert!(text.contains("s.yaml:1:3: expected a resource (a mapping), found a scalar"), "{text}");
-    assert!(text.contains("s.yaml:5:17: Tier \"t\" spec.order: expected a number, found a list"), "{text}");
+    assert!(
+        text.contains("s.yaml:1:3: expected a resource (a mapping), found a scalar"),
+        "{text}"
+    );
+    assert!(
+        text.contains("s.yaml:5:17: Tier \"t\" spec.order: expected a number, found a list"),
+        "{text}"
+    );
 }

@@ -209,11 +209,24 @@ fn relabel_moves_memberships_and_verdicts() {
         .unwrap();
     let sel = selector_lang::parse("namespace == 'default'").unwrap();
     assert!(m.label_index().members(sel.uid()).contains(&id));
-    let deltas = m.relabel(id, policy_ir::load::labels(&[("service", "frontend"), ("namespace", "other")]));
-    assert!(deltas.iter().any(|d| d.uid == sel.uid() && d.entity == id && !d.added), "{deltas:?}");
+    let deltas = m.relabel(
+        id,
+        policy_ir::load::labels(&[("service", "frontend"), ("namespace", "other")]),
+    );
+    assert!(
+        deltas
+            .iter()
+            .any(|d| d.uid == sel.uid() && d.entity == id && !d.added),
+        "{deltas:?}"
+    );
     assert!(!m.label_index().members(sel.uid()).contains(&id));
     let v = m
-        .verdict(&probe("slave1-frontend1", "slave2-database", Protocol::Tcp, Some(3306)))
+        .verdict(&probe(
+            "slave1-frontend1",
+            "slave2-database",
+            Protocol::Tcp,
+            Some(3306),
+        ))
         .unwrap();
     // No policy applies to frontend1 any more and it has no profile: egress denied.
     assert_eq!(v.egress.decided_by, DecidedBy::NoProfileMatched);
@@ -223,6 +236,9 @@ fn relabel_moves_memberships_and_verdicts() {
     assert!(ir.workloads[0].ingress.tiers.is_empty());
     assert_eq!(ir.workloads[1].ingress.tiers.len(), 1);
     // And back.
-    let deltas = m.relabel(id, policy_ir::load::labels(&[("service", "frontend"), ("namespace", "default")]));
+    let deltas = m.relabel(
+        id,
+        policy_ir::load::labels(&[("service", "frontend"), ("namespace", "default")]),
+    );
     assert!(deltas.iter().any(|d| d.uid == sel.uid() && d.added));
 }

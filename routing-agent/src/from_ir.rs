@@ -363,6 +363,13 @@ pub fn from_resources(r: &Resources) -> Result<Model, RoutingErrors> {
     }
 
     if !e.out.is_empty() {
+        // By place, as policy-ir reports.
+        e.out.sort_by_key(|x| match x {
+            RoutingError::Field {
+                file, line, column, ..
+            } => (file.clone(), *line, *column),
+            _ => (PathBuf::new(), 0, 0),
+        });
         return Err(RoutingErrors(e.out));
     }
     finish(&mut m);

@@ -303,7 +303,7 @@ fn routing_checks_point_at_the_field() {
         format!("{fs}:6:16: BGPPeer \"p1\": field `spec.nextHopMode`"),
         format!("{fs}:11:11: BGPPeer \"p2\": field `spec.peerIP`"),
         format!("{fs}:16:46: BlockAffinity \"a\": field `spec.state`"),
-        format!("{fs}:22:30: Node \"n1\": field `spec.bgp.routeReflectorClusterID`"),
+        format!("{fs}:23:30: Node \"n1\": field `spec.bgp.routeReflectorClusterID`"),
     ] {
         assert!(e.contains(&want), "want {want}\n{e}");
     }

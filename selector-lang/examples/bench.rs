@@ -103,24 +103,6 @@ fn main() {
     let cmaps: Vec<_> = maps.iter().map(|m| table.compile_labels(m)).collect();
     let csels: Vec<_> = sels.iter().map(|s| table.compile_selector(s)).collect();
     eprintln!("compile: {:?} for all maps and selectors", t.elapsed());
-    if let Ok(n) = std::env::var("SEL_EVAL_ONLY") {
-        let _ = n;
-        for _ in 0..5 {
-            let (c, t) = (thread_cpu(), Instant::now());
-            let mut n = 0usize;
-            for cs in &csels {
-                for cm in &cmaps {
-                    n += cs.matches(black_box(cm), &table) as usize;
-                }
-            }
-            eprintln!(
-                "eval {:.2} cpu {:.2} wall ({n})",
-                (thread_cpu() - c).as_nanos() as f64 / pairs,
-                t.elapsed().as_nanos() as f64 / pairs
-            );
-        }
-        return;
-    }
     let mut brute = 0usize;
     let eval_round = rounds(5, || {
         let mut n = 0usize;

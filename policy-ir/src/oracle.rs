@@ -10,8 +10,10 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyIrError;
-use crate::ir::{PortRange, Protocol, RuleAction, TierDefaultAction};
-use crate::model::{Direction, Model, Rule, Side};
+use crate::ir::{
+    EndpointToHostAction, PortRange, ProtoPort, Protocol, RuleAction, TierDefaultAction,
+};
+use crate::model::{Direction, EntityKind, Model, Rule, Side};
 
 /// One probe: from and to are `namespace/name`, `name` or an IPv4 address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,16 @@ pub enum DecidedBy {
     NoProfileMatched,
     /// The address is not a Calico endpoint: no policy, allowed.
     NotCalicoEndpoint,
+    /// A failsafe port (FelixConfiguration `failsafeInboundHostPorts` /
+    /// `failsafeOutboundHostPorts`) of a host endpoint: allowed whatever the policy says.
+    Failsafe,
+    /// Traffic from a node to a workload on the same node: policed on neither side (Felix's
+    /// filter `cali-OUTPUT` returns for workload interfaces, and a workload's ingress policy
+    /// runs only on forwarded traffic).
+    HostToLocalWorkload,
+    /// Traffic from a workload to a host endpoint of its own node: after the workload's egress
+    /// policy, FelixConfiguration `defaultEndpointToHostAction` decides (`cali-wl-to-host`).
+    DefaultEndpointToHostAction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -373,11 +385,15 @@ impl Model {
             reason: format!("Allow: the {dir} is not a Calico endpoint (no policy of its own)"),
         };
         let egress = match pk.src_ep {
-            Some(i) => self.evaluate(i, Direction::Egress, &pk),
+            Some(i) => self
+                .host_egress_rule(i, &pk)
+                .unwrap_or_else(|| self.evaluate(i, Direction::Egress, &pk)),
             None => not_ep("source"),
         };
         let ingress = match pk.dst_ep {
-            Some(i) => self.evaluate(i, Direction::Ingress, &pk),
+            Some(i) => self
+                .host_ingress_rule(i, &pk)
+                .unwrap_or_else(|| self.evaluate(i, Direction::Ingress, &pk)),
             None => not_ep("destination"),
         };
         let verdict = if egress.verdict == Verdict::Allow && ingress.verdict == Verdict::Allow {
@@ -390,6 +406,140 @@ impl Model {
             egress,
             ingress,
         })
+    }
+}
+
+/// Brindle's host rules (ARCHITECTURE.md, policy-ir): what Felix does around host endpoints
+/// that policy-semantics.md does not cover. Each returns `None` when the normal evaluation of
+/// the endpoint's policy applies.
+impl Model {
+    /// Both entities are endpoints on the same node, of kinds `a` and `b`.
+    fn same_node_kinds(&self, pk: &Packet, a: EntityKind, b: EntityKind) -> bool {
+        let (Some(s), Some(d)) = (pk.src_ep, pk.dst_ep) else {
+            return false;
+        };
+        let (s, d) = (&self.entities[s], &self.entities[d]);
+        s.kind == a && d.kind == b && s.node.is_some() && s.node == d.node
+    }
+
+    /// The failsafe entry of `list` the packet's protocol and destination port hit, if any.
+    fn failsafe_hit(list: &[ProtoPort], pk: &Packet) -> Option<ProtoPort> {
+        let port = pk.dst_port.filter(|_| pk.protocol.has_ports())?;
+        list.iter()
+            .find(|f| f.protocol == pk.protocol && f.port == port)
+            .copied()
+    }
+
+    fn host_verdict(
+        &self,
+        id: usize,
+        verdict: Verdict,
+        decided_by: DecidedBy,
+        rule: Option<String>,
+        reason: String,
+    ) -> SideVerdict {
+        SideVerdict {
+            verdict,
+            decided_by,
+            endpoint: Some(self.entities[id].id.to_string()),
+            tier: None,
+            policy: None,
+            profile: None,
+            rule_index: None,
+            rule,
+            reason,
+        }
+    }
+
+    /// Egress of entity `id` (the source) when a host rule decides it.
+    fn host_egress_rule(&self, id: usize, pk: &Packet) -> Option<SideVerdict> {
+        let e = &self.entities[id];
+        if e.kind != EntityKind::Host {
+            return None;
+        }
+        if self.same_node_kinds(pk, EntityKind::Host, EntityKind::Workload) {
+            return Some(self.host_verdict(
+                id,
+                Verdict::Allow,
+                DecidedBy::HostToLocalWorkload,
+                None,
+                "Allow: traffic from the node to a local workload is not policed by host \
+                 endpoint egress policy (filter cali-OUTPUT returns for workload interfaces)"
+                    .into(),
+            ));
+        }
+        let settings = self.settings(e.node.as_deref().unwrap_or_default());
+        let f = Self::failsafe_hit(&settings.failsafe_outbound, pk)?;
+        let rule = format!(
+            "failsafe outbound port {}:{}",
+            f.protocol.iptables_name(),
+            f.port
+        );
+        let reason = format!("Allow: {rule} (FelixConfiguration failsafeOutboundHostPorts), whatever the host endpoint's egress policy says");
+        Some(self.host_verdict(
+            id,
+            Verdict::Allow,
+            DecidedBy::Failsafe,
+            Some(rule),
+            reason,
+        ))
+    }
+
+    /// Ingress of entity `id` (the destination) when a host rule decides it.
+    fn host_ingress_rule(&self, id: usize, pk: &Packet) -> Option<SideVerdict> {
+        let e = &self.entities[id];
+        if self.same_node_kinds(pk, EntityKind::Host, EntityKind::Workload) {
+            return Some(self.host_verdict(
+                id,
+                Verdict::Allow,
+                DecidedBy::HostToLocalWorkload,
+                None,
+                "Allow: a workload's ingress policy applies only to forwarded traffic, not to \
+                 traffic from its own node (cali-tw- runs on FORWARD only)"
+                    .into(),
+            ));
+        }
+        if e.kind != EntityKind::Host {
+            return None;
+        }
+        let settings = self.settings(e.node.as_deref().unwrap_or_default());
+        if self.same_node_kinds(pk, EntityKind::Workload, EntityKind::Host) {
+            let action = settings.default_endpoint_to_host_action;
+            let (verdict, what) = match action {
+                EndpointToHostAction::Drop => (Verdict::Deny, "Deny"),
+                EndpointToHostAction::Accept => (Verdict::Allow, "Allow"),
+                EndpointToHostAction::Return => (
+                    Verdict::Allow,
+                    "Allow (back to the host's own INPUT chain, where Brindle installs no rules)",
+                ),
+            };
+            let rule = format!("DefaultEndpointToHostAction {action:?}");
+            let reason = format!(
+                "{what}: {rule} decides traffic from a local workload to its host, after the \
+                 workload's egress policy; host endpoint ingress policy does not apply"
+            );
+            return Some(self.host_verdict(
+                id,
+                verdict,
+                DecidedBy::DefaultEndpointToHostAction,
+                Some(rule),
+                reason,
+            ));
+        }
+        let f = Self::failsafe_hit(&settings.failsafe_inbound, pk)?;
+        let rule = format!(
+            "failsafe inbound port {}:{}",
+            f.protocol.iptables_name(),
+            f.port
+        );
+        let reason = format!("Allow: {rule} (FelixConfiguration failsafeInboundHostPorts), whatever the host endpoint's ingress policy says");
+        Some(self.host_verdict(
+            id,
+            Verdict::Allow,
+            DecidedBy::Failsafe,
+            Some(rule),
+            reason,
+        ))
     }
 }
 

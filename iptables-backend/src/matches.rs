@@ -154,20 +154,25 @@ pub fn render_match(r: &RuleIr, sets: &mut BTreeMap<String, CidrSet>) -> Rendere
     if let Some(p) = r.not_protocol {
         tail.push(format!("! -p {}", p.iptables_name()));
     }
-    for (side, dir, flag, pflag) in [
-        (&src, "src", "--source", "source"),
-        (&dst, "dst", "--destination", "destination"),
+    // iptables allows one `--source`/`--destination` per rule, negated or not: a single negated
+    // CIDR can use the flag only when the positive nets of that side are not flags themselves.
+    let positive_net_is_flag = |nets: &[Ipv4Net]| nets.len() == 1 || (nets.len() > 1 && !use_sets);
+    let src_flag_taken = positive_net_is_flag(&src_nets);
+    let dst_flag_taken = positive_net_is_flag(&dst_nets);
+    for (side, dir, flag, pflag, flag_taken) in [
+        (&src, "src", "--source", "source", src_flag_taken),
+        (&dst, "dst", "--destination", "destination", dst_flag_taken),
     ] {
         let mut not_nets: Vec<Ipv4Net> = side.m.not_nets.iter().map(|n| n.trunc()).collect();
         not_nets.sort();
         not_nets.dedup();
-        if not_nets.len() == 1 {
+        if not_nets.len() == 1 && !flag_taken {
             tail.push(format!("! {flag} {}", not_nets[0]));
         }
         for s in &side.m.not_ipsets {
             tail.push(format!("-m set ! --match-set {} {dir}", ipset_name(s)));
         }
-        if not_nets.len() > 1 {
+        if not_nets.len() > 1 || (not_nets.len() == 1 && flag_taken) {
             let id = cidr_set_id(&not_nets);
             sets.entry(id.clone()).or_insert_with(|| CidrSet {
                 id: id.clone(),

@@ -24,28 +24,8 @@ use policy_ir::ir::RuleAction;
 use policy_ir::synth::{generate, Params};
 use policy_ir::Model;
 
-/// WORKAROUND (iptables-backend bug, reported): a side with `nets` and exactly one `notNets`
-/// renders as `-d A ! -d B`, which iptables refuses ("multiple -d flags"). Until it is fixed,
-/// such sides get a second, harmless not-net (255.255.255.255/32) so the renderer takes its
-/// ipset path. Counted and printed; remove once the renderer is fixed.
-fn render(ir: &policy_ir::ir::NodeIr) -> (Desired, usize) {
-    let mut ir = ir.clone();
-    let mut patched = 0;
-    let bcast: ipnet::Ipv4Net = "255.255.255.255/32".parse().unwrap();
-    for p in ir.policies.values_mut() {
-        for r in p.inbound.iter_mut().chain(p.outbound.iter_mut()) {
-            for side in [&mut r.source, &mut r.destination] {
-                if !side.nets.is_empty() && side.not_nets.len() == 1 {
-                    side.not_nets.push(bcast);
-                    patched += 1;
-                }
-            }
-        }
-    }
-    (
-        Desired::from_ruleset(&iptables_backend::render(&ir)),
-        patched,
-    )
+fn render(ir: &policy_ir::ir::NodeIr) -> Desired {
+    Desired::from_ruleset(&iptables_backend::render(ir))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -62,8 +42,7 @@ fn main() {
     let t = Instant::now();
     let mut model = Model::from_resources(generate(&p));
     let ir = model.node_ir("node-0");
-    let (base, patched) = render(&ir);
-    println!("workaround applied to {patched} rule sides (see render())");
+    let base = render(&ir);
     println!(
         "cluster: {} endpoints, {} policies, {} nodes; node-0: {} workloads, {} policies, {} ipsets (model + render {:.0} ms)",
         p.endpoints,
@@ -109,7 +88,7 @@ fn main() {
             labels.insert("app".into(), app.into());
             let old = model.entities()[id].labels.clone();
             model.relabel(id, labels);
-            let d = render(&model.node_ir("node-0")).0;
+            let d = render(&model.node_ir("node-0"));
             if d.tables == base.tables && d.ipsets != base.ipsets {
                 println!("relabel: endpoint {} app -> {app}", model.entities()[id].id);
                 relabel = Some(d);
@@ -137,7 +116,7 @@ fn main() {
         _ => RuleAction::Allow,
     };
     println!("policy edit: {pid} inbound rule 0 action flipped");
-    let edit = render(&edited_ir).0;
+    let edit = render(&edited_ir);
 
     let (mut full, mut rl, mut ed, mut read, mut oneshot) =
         (vec![], vec![], vec![], vec![], vec![]);

@@ -237,15 +237,16 @@ impl dataplane::lab::scenario::Scenario for HandModel {
 
 #[test]
 fn the_scenario_runner_puts_kernel_beside_oracle_and_cleans_up() {
-    use dataplane::lab::scenario::{parse_probe_file, run_scenario, LabOptions};
-    let probes = parse_probe_file(
+    use dataplane::lab::scenario::{run_scenario, LabOptions};
+    use dataplane::model::probes_from_file;
+    let probes = probes_from_file(
+        "probes.yaml",
         "- {from: shop/frontend, to: shop/database, protocol: tcp, port: 3306}\n\
          - {from: shop/frontend, to: shop/database, protocol: tcp, port: 80}\n\
          - {from: shop/database, to: shop/frontend, protocol: udp, port: 53}\n\
          - {from: 198.51.100.9, to: shop/database, protocol: tcp, port: 3306}\n\
          - {from: shop/frontend, to: 198.51.100.9, protocol: icmp}\n\
          - {from: 198.51.100.9, to: shop/frontend, protocol: sctp, port: 9}\n",
-        "probes.yaml",
     )
     .unwrap();
     let report = run_scenario(&HandModel, &probes, &LabOptions::default()).expect("scenario");
@@ -269,12 +270,16 @@ fn the_scenario_runner_puts_kernel_beside_oracle_and_cleans_up() {
 
 #[test]
 fn bad_probe_input_fails_before_any_namespace_exists() {
-    use dataplane::lab::scenario::{parse_probe_file, run_scenario, LabOptions};
-    let e = parse_probe_file("- {from: a, to: b, protocol: gre}\n", "p.yaml").unwrap_err();
-    assert!(e.to_string().starts_with("lab: p.yaml:"), "{e}");
-    let probes = parse_probe_file(
-        r#"[{"from": "shop/frontend", "to": "shop/nope", "protocol": "tcp", "port": 1}]"#,
+    use dataplane::lab::scenario::{run_scenario, LabOptions};
+    use dataplane::model::probes_from_file;
+    let e = probes_from_file("p.yaml", "- {from: a, to: b, protocol: gre}\n").unwrap_err();
+    assert!(
+        e.contains("p.yaml:1:30: [0].protocol: unknown protocol \"gre\""),
+        "{e}"
+    );
+    let probes = probes_from_file(
         "p.json",
+        r#"[{"from": "shop/frontend", "to": "shop/nope", "protocol": "tcp", "port": 1}]"#,
     )
     .unwrap();
     let e = run_scenario(&HandModel, &probes, &LabOptions::default()).unwrap_err();

@@ -28,30 +28,6 @@ pub struct ProbeSpec {
     pub port: Option<u16>,
 }
 
-/// Reads a probe file: a JSON or YAML list of [`ProbeSpec`] (or `{"probes": [...]}`).
-pub fn parse_probe_file(text: &str, source: &str) -> Result<Vec<ProbeSpec>> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum File {
-        List(Vec<ProbeSpec>),
-        Wrapped { probes: Vec<ProbeSpec> },
-    }
-    let parsed: std::result::Result<File, String> = match serde_json::from_str::<File>(text) {
-        Ok(f) => Ok(f),
-        Err(json_err) if text.trim_start().starts_with(['[', '{']) => Err(format!(
-            "{}:{}: {json_err}",
-            json_err.line(),
-            json_err.column()
-        )),
-        Err(_) => serde_saphyr::from_str::<File>(text).map_err(|e| e.to_string()),
-    };
-    let file = parsed.map_err(|message| DataplaneError::Lab(format!("{source}: {message}")))?;
-    Ok(match file {
-        File::List(l) => l,
-        File::Wrapped { probes } => probes,
-    })
-}
-
 /// Where a probe's `from`/`to` lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Resolved {

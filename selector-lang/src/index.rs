@@ -30,15 +30,13 @@
 //! assert_eq!(m, vec![db]); // `web` lost env=prod
 //! ```
 
-use std::collections::HashMap;
-
-use crate::compiled::{CompiledLabels, CompiledSelector, LabelTable, Plan};
+use crate::compiled::{CompiledLabels, CompiledSelector, FastMap, LabelTable, Plan};
 use crate::Selector;
 
 #[derive(Debug, Default, Clone)]
 struct KeyPostings {
     all: Vec<u32>,
-    by_value: HashMap<u32, Vec<u32>>,
+    by_value: FastMap<u32, Vec<u32>>,
 }
 
 fn remove_from(list: &mut Vec<u32>, id: u32) {

@@ -4,7 +4,8 @@
 //!
 //! Each case is also probed exhaustively: every ordered pair of its endpoints (plus an outside
 //! address) × a set of protocols/ports is traced through the simulated rules of the nodes
-//! involved and must get the oracle's verdict.
+//! involved and must get the oracle's verdict, with no exceptions (failsafe ports, host -> local
+//! workload and workload -> own host are part of the oracle, see ARCHITECTURE.md, policy-ir).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use iptables_backend::trace::{trace, NodeRules, TraceEnd};
 use iptables_backend::{graph, render};
 use policy_ir::ir::{NodeIr, Protocol};
-use policy_ir::oracle::Probe;
+use policy_ir::oracle::{DecidedBy, Probe};
 use policy_ir::Model;
 
 fn cases_dir() -> PathBuf {
@@ -142,7 +143,9 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
     let mut total = 0;
     let mut allowed = 0;
     let mut disagreements = Vec::new();
-    let mut failsafe_overrides = Vec::new();
+    // Probes the oracle decides by a host rule (failsafe port, host -> local workload,
+    // DefaultEndpointToHostAction), by kind: they must agree like all others.
+    let mut host_rules: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, dir) in cases() {
         let model = load(&dir);
         let irs = node_irs(&model);
@@ -185,21 +188,23 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
                         .unwrap_or_else(|e| panic!("{name}: trace {probe:?}: {e}"));
                     total += 1;
                     allowed += usize::from(got.allowed);
-                    // Felix's failsafe ports (FailsafeInboundHostPorts / FailsafeOutboundHostPorts)
-                    // keep SSH, DNS, BGP, etcd, ... open on host endpoints whatever the policy;
-                    // the oracle does not model them. Count those separately, never silently.
-                    let failsafe = got.allowed
-                        && !want_allow
-                        && got
-                            .path
-                            .iter()
-                            .any(|s| s.chain.starts_with("cali-failsafe-") && s.action == "ACCEPT");
-                    if failsafe {
-                        failsafe_overrides.push(format!(
-                            "{name}: {} -> {} {proto:?}/{port:?}",
-                            a.spec, b.spec
-                        ));
-                    } else if got.allowed != want_allow {
+                    for side in [&want.egress, &want.ingress] {
+                        if matches!(
+                            side.decided_by,
+                            DecidedBy::Failsafe
+                                | DecidedBy::HostToLocalWorkload
+                                | DecidedBy::DefaultEndpointToHostAction
+                        ) {
+                            host_rules
+                                .entry(format!("{:?}", side.decided_by))
+                                .or_default()
+                                .push(format!(
+                                    "{name}: {} -> {} {proto:?}/{port:?}",
+                                    a.spec, b.spec
+                                ));
+                        }
+                    }
+                    if got.allowed != want_allow {
                         disagreements.push(format!(
                             "{name}: {} -> {} {:?}/{:?}: oracle {}, simulated {} (last rule {:?})",
                             a.spec,
@@ -218,23 +223,31 @@ fn golden_cases_agree_with_the_oracle_on_every_pair() {
             }
         }
     }
+    let counts: Vec<String> = host_rules
+        .iter()
+        .map(|(k, v)| format!("{k} {}", v.len()))
+        .collect();
     eprintln!(
-        "golden probes: {total} traced, {allowed} allowed, {} failsafe overrides, {} disagreements",
-        failsafe_overrides.len(),
-        disagreements.len()
+        "golden probes: {total} traced, {allowed} allowed, {} disagreements; decided by host rules: {}",
+        disagreements.len(),
+        counts.join(", ")
     );
     assert!(
         total > 1000 && allowed > 0 && allowed < total,
         "{allowed}/{total}"
     );
-    // Exactly the failsafe probes of the host-endpoint case: inbound SSH and outbound DNS.
-    assert_eq!(
-        failsafe_overrides,
-        [
-            "host-endpoint-failsafe: 192.168.50.1 -> 198.51.100.7 Udp/Some(53)",
-            "host-endpoint-failsafe: 198.51.100.7 -> 192.168.50.1 Tcp/Some(22)",
-        ]
-    );
+    // The failsafe probes of the host-endpoint case (inbound SSH, outbound DNS) are allowed by
+    // the oracle's failsafe rule, not left as exceptions.
+    let failsafe = host_rules.get("Failsafe").cloned().unwrap_or_default();
+    for p in [
+        "host-endpoint-failsafe: 192.168.50.1 -> 198.51.100.7 Udp/Some(53)",
+        "host-endpoint-failsafe: 198.51.100.7 -> 192.168.50.1 Tcp/Some(22)",
+    ] {
+        assert!(
+            failsafe.iter().any(|f| f == p),
+            "{p} not decided by failsafe: {failsafe:?}"
+        );
+    }
     assert!(
         disagreements.is_empty(),
         "{} of {total} probes disagree:\n{}",

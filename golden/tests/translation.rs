@@ -1,7 +1,9 @@
 //! Translation validation against the oracle: random Calico resources (tiers, global and
 //! namespaced policies, profiles, workloads on two nodes, a network set) are loaded through
 //! policy-ir, rendered, and every probe between their endpoints is traced through the simulated
-//! rules; the result must equal `Model::verdict` for the same probe.
+//! rules; the result must equal `Model::verdict` for the same probe. Every pair is probed,
+//! same-node host/workload pairs included (failsafe ports, host -> local workload and
+//! workload -> own host with each DefaultEndpointToHostAction are part of the oracle).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -118,14 +120,18 @@ fn render_rule(r: &GenRule, out: &mut String) {
 }
 
 /// Workloads (app, namespace, node, has `tier` label), policies, profile ingress rules,
-/// whether tier "security" defaults to Pass, a host endpoint per node (its `app` label).
+/// whether tier "security" defaults to Pass, a host endpoint per node (its `app` label), and
+/// FelixConfiguration `default` (DefaultEndpointToHostAction index, failsafe ports overridden).
 type World = (
     Vec<(usize, usize, usize, bool)>,
     Vec<GenPolicy>,
     Vec<GenRule>,
     bool,
     Vec<Option<usize>>,
+    Option<(usize, bool)>,
 );
+
+const E2H_ACTIONS: [&str; 3] = ["Drop", "Accept", "Return"];
 
 #[derive(Debug, Clone)]
 struct GenPolicy {
@@ -169,12 +175,24 @@ fn world_s() -> impl Strategy<Value = World> {
         prop::collection::vec(rule_s(), 0..3),
         any::<bool>(),
         prop::collection::vec(prop::option::weighted(0.6, 0usize..APPS.len()), 2),
+        prop::option::of((0usize..E2H_ACTIONS.len(), any::<bool>())),
     )
 }
 
 fn yaml(world: &World) -> String {
-    let (wls, pols, prof_rules, security_pass, heps) = world;
+    let (wls, pols, prof_rules, security_pass, heps, felix) = world;
     let mut y = String::new();
+    if let Some((action, failsafe)) = felix {
+        let _ = write!(
+            y,
+            "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n  name: default\nspec:\n  defaultEndpointToHostAction: {}\n",
+            E2H_ACTIONS[*action]
+        );
+        if *failsafe {
+            y.push_str("  failsafeInboundHostPorts: [{protocol: TCP, port: 5432}]\n  failsafeOutboundHostPorts: [{protocol: UDP, port: 443}]\n");
+        }
+        y.push_str("---\n");
+    }
     let _ = write!(
         y,
         "apiVersion: projectcalico.org/v3\nkind: Tier\nmetadata:\n  name: security\nspec:\n  order: 10\n  defaultAction: {}\n",
@@ -259,7 +277,8 @@ fn yaml(world: &World) -> String {
     y
 }
 
-const PROBES: [(Protocol, Option<u16>); 6] = [
+const PROBES: [(Protocol, Option<u16>); 7] = [
+    (Protocol::Tcp, Some(22)),
     (Protocol::Tcp, Some(80)),
     (Protocol::Tcp, Some(5432)),
     (Protocol::Tcp, Some(8050)),
@@ -295,18 +314,6 @@ proptest! {
         for (a, ea) in &ends {
             for (b, eb) in &ends {
                 if a == b || (matches!(ea, TraceEnd::External { .. }) && matches!(eb, TraceEnd::External { .. })) {
-                    continue;
-                }
-                // Felix does not police host -> local workload traffic (filter cali-OUTPUT
-                // returns for cali+), and ends workload -> own host traffic in
-                // DefaultEndpointToHostAction; the oracle models neither (ARCHITECTURE.md,
-                // golden). Such same-node host pairs are left out.
-                let node_of = |e: &TraceEnd| match e {
-                    TraceEnd::Workload { node, .. } | TraceEnd::Host { node, .. } => Some(node.clone()),
-                    TraceEnd::External { .. } => None,
-                };
-                let involves_host = matches!(ea, TraceEnd::Host { .. }) || matches!(eb, TraceEnd::Host { .. });
-                if involves_host && node_of(ea).is_some() && node_of(ea) == node_of(eb) {
                     continue;
                 }
                 for (protocol, port) in PROBES {

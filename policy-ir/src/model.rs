@@ -439,17 +439,17 @@ impl Model {
                          ns: Option<&str>,
                          orchestrator: &str,
                          sa: &str| {
-            let mut l: BTreeMap<String, String> = BTreeMap::new();
-            // Profiles in order; the first profile to define a key wins.
+            // Own labels win over profile labels; among profiles, in order, the first to define
+            // a key wins. (Cloning `own` whole is cheaper than inserting key by key.)
+            let mut l: BTreeMap<String, String> = own.clone();
             for p in profiles {
                 if let Some(pl) = profile_labels.get(p.as_str()) {
                     for (k, v) in pl.iter() {
-                        l.entry(k.clone()).or_insert_with(|| v.clone());
+                        if !l.contains_key(k) {
+                            l.insert(k.clone(), v.clone());
+                        }
                     }
                 }
-            }
-            for (k, v) in own {
-                l.insert(k.clone(), v.clone());
             }
             if let Some(ns) = ns {
                 l.insert("projectcalico.org/namespace".into(), ns.to_string());

@@ -4,6 +4,12 @@
 //! Probe conventions: the source port is an unknown ephemeral port, so a rule's source `ports`
 //! never match it and source `notPorts` always do; an ICMP probe is an echo request (type 8,
 //! code 0).
+//!
+//! Host rules (Brindle's decisions, ARCHITECTURE.md, policy-ir; policy-semantics.md does not
+//! cover them, Calico's documented behaviour and Felix define them): failsafe ports of host
+//! endpoints are always allowed; host -> local workload traffic is policed on neither side;
+//! workload -> own host traffic ends in `DefaultEndpointToHostAction` after the workload's egress
+//! policy, whatever the host endpoint's ingress policy says.
 
 use std::net::Ipv4Addr;
 
@@ -458,15 +464,17 @@ impl Model {
             return None;
         }
         if self.same_node_kinds(pk, EntityKind::Host, EntityKind::Workload) {
-            return Some(self.host_verdict(
-                id,
-                Verdict::Allow,
-                DecidedBy::HostToLocalWorkload,
-                None,
-                "Allow: traffic from the node to a local workload is not policed by host \
+            return Some(
+                self.host_verdict(
+                    id,
+                    Verdict::Allow,
+                    DecidedBy::HostToLocalWorkload,
+                    None,
+                    "Allow: traffic from the node to a local workload is not policed by host \
                  endpoint egress policy (filter cali-OUTPUT returns for workload interfaces)"
-                    .into(),
-            ));
+                        .into(),
+                ),
+            );
         }
         let settings = self.settings(e.node.as_deref().unwrap_or_default());
         let f = Self::failsafe_hit(&settings.failsafe_outbound, pk)?;
@@ -476,28 +484,24 @@ impl Model {
             f.port
         );
         let reason = format!("Allow: {rule} (FelixConfiguration failsafeOutboundHostPorts), whatever the host endpoint's egress policy says");
-        Some(self.host_verdict(
-            id,
-            Verdict::Allow,
-            DecidedBy::Failsafe,
-            Some(rule),
-            reason,
-        ))
+        Some(self.host_verdict(id, Verdict::Allow, DecidedBy::Failsafe, Some(rule), reason))
     }
 
     /// Ingress of entity `id` (the destination) when a host rule decides it.
     fn host_ingress_rule(&self, id: usize, pk: &Packet) -> Option<SideVerdict> {
         let e = &self.entities[id];
         if self.same_node_kinds(pk, EntityKind::Host, EntityKind::Workload) {
-            return Some(self.host_verdict(
-                id,
-                Verdict::Allow,
-                DecidedBy::HostToLocalWorkload,
-                None,
-                "Allow: a workload's ingress policy applies only to forwarded traffic, not to \
+            return Some(
+                self.host_verdict(
+                    id,
+                    Verdict::Allow,
+                    DecidedBy::HostToLocalWorkload,
+                    None,
+                    "Allow: a workload's ingress policy applies only to forwarded traffic, not to \
                  traffic from its own node (cali-tw- runs on FORWARD only)"
-                    .into(),
-            ));
+                        .into(),
+                ),
+            );
         }
         if e.kind != EntityKind::Host {
             return None;
@@ -533,13 +537,7 @@ impl Model {
             f.port
         );
         let reason = format!("Allow: {rule} (FelixConfiguration failsafeInboundHostPorts), whatever the host endpoint's ingress policy says");
-        Some(self.host_verdict(
-            id,
-            Verdict::Allow,
-            DecidedBy::Failsafe,
-            Some(rule),
-            reason,
-        ))
+        Some(self.host_verdict(id, Verdict::Allow, DecidedBy::Failsafe, Some(rule), reason))
     }
 }
 

@@ -56,16 +56,22 @@ fn directory_of_mixed_files() {
     assert!(ir.ipsets.contains_key("all-hosts-net"));
 
     // The host endpoint denies the external network set; other sources pass to its profile.
+    // (tcp/8080: tcp/22 is a default failsafe port, open whatever the policy says.)
     let p = |from: &str| Probe {
         from: from.into(),
         to: "n1-eth0".into(),
         protocol: Protocol::Tcp,
-        port: Some(22),
+        port: Some(8080),
     };
     assert_eq!(
         m.verdict(&p("198.51.100.9")).unwrap().verdict,
         Verdict::Deny
     );
+    let ssh = Probe {
+        port: Some(22),
+        ..p("198.51.100.9")
+    };
+    assert_eq!(m.verdict(&ssh).unwrap().verdict, Verdict::Allow);
     assert_eq!(
         m.verdict(&p("203.0.113.9")).unwrap().verdict,
         Verdict::Allow

@@ -5,6 +5,7 @@
 //! building the `nft -f` payload text.
 //!
 //! `cargo run --release -p nft-backend --example render_bench [ENDPOINTS POLICIES RUNS]`
+//! (with `NFT_PAYLOAD_OUT=<file>` the payload is also written there, e.g. to time `nft -f`).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -188,6 +189,9 @@ fn main() {
         text.push(t.elapsed().as_secs_f64() * 1000.0);
         rules = rs.rule_count();
         bytes = payload.len();
+        if let Some(path) = std::env::var_os("NFT_PAYLOAD_OUT") {
+            std::fs::write(path, &payload).expect("write payload");
+        }
     }
     println!(
         "{endpoints} endpoints x {policies} policies over {runs} runs: nft render median {:.1} ms (of which iptables graph {:.1} ms), payload text {:.1} ms; {rules} rules, {} KiB",

@@ -1,7 +1,7 @@
 //! iptables rule text (as iptables-backend renders it) → nftables rule bodies, and the whole
 //! ruleset → [`NftRuleset`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::Ipv4Net;
 use iptables_backend::save::{parse_rule, Match, SetDir, Target};
@@ -634,7 +634,7 @@ fn hashed(name: &str, rules: Vec<(Vec<String>, String)>) -> Vec<NftRule> {
         .collect()
 }
 
-pub(crate) fn translate(rs: &Ruleset) -> Result<NftRuleset, NftError> {
+pub(crate) fn translate<'a>(rs: &'a Ruleset) -> Result<NftRuleset, NftError> {
     let sets = sets(rs)?;
     let index: SetIndex = sets
         .iter()
@@ -708,9 +708,17 @@ pub(crate) fn translate(rs: &Ruleset) -> Result<NftRuleset, NftError> {
             chains: &known,
             sets: &index,
         };
-        let translate_rules = |chain: &str, rules: &mut dyn Iterator<Item = &Rule>| {
+        // Endpoint chains repeat the same rule text many times: translate each text once.
+        let mut cache: HashMap<(&'a str, &'a str), String> = HashMap::new();
+        let mut translate_rules = |chain: &str, rules: &mut dyn Iterator<Item = &'a Rule>| {
             let mut out = Vec::new();
             for (i, r) in rules.enumerate() {
+                let key = (r.matches.as_str(), r.action.as_str());
+                let comments: Vec<String> = r.comments.iter().map(|c| sanitize(c)).collect();
+                if let Some(b) = cache.get(&key) {
+                    out.push((comments, b.clone()));
+                    continue;
+                }
                 let body = cx
                     .body(&r.matches, &r.action)
                     .map_err(|message| NftError::Rule {
@@ -721,7 +729,8 @@ pub(crate) fn translate(rs: &Ruleset) -> Result<NftRuleset, NftError> {
                         rule: format!("{} {}", r.matches, r.action).trim().to_string(),
                         message,
                     })?;
-                out.push((r.comments.iter().map(|c| sanitize(c)).collect(), body));
+                cache.insert(key, body.clone());
+                out.push((comments, body));
             }
             Ok::<_, NftError>(out)
         };

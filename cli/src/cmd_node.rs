@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use dataplane::apply::{apply, ApplyReport};
 use dataplane::lab::scenario::{render_report, run_scenario, LabOptions, ProbeSpec};
 use dataplane::netns::Target;
@@ -15,6 +15,7 @@ mod model {
     //! The policy-ir side: load resources and render a node.
     use std::path::PathBuf;
 
+    pub use dataplane::model::LabBackend;
     use dataplane::model::{desired_for, ModelScenario};
     use dataplane::state::Desired;
 
@@ -28,12 +29,15 @@ mod model {
     }
 
     impl Loaded {
-        pub fn desired(&self, node: &str) -> anyhow::Result<Desired> {
-            desired_for(&self.model, node).map_err(|e| anyhow::anyhow!("{e}"))
+        pub fn scenario(&self, backend: LabBackend) -> ModelScenario<'_> {
+            ModelScenario {
+                model: &self.model,
+                backend,
+            }
         }
 
-        pub fn scenario(&self) -> ModelScenario<'_> {
-            ModelScenario { model: &self.model }
+        pub fn desired(&self, node: &str) -> anyhow::Result<Desired> {
+            desired_for(&self.model, node).map_err(|e| anyhow::anyhow!("{e}"))
         }
     }
 }
@@ -229,9 +233,6 @@ pub struct LabArgs {
 
 /// Exit 0 when kernel and oracle agree on every probe, 1 on any disagreement, 2 on error.
 pub fn run_lab(args: LabArgs) -> anyhow::Result<ExitCode> {
-    if args.backend == Backend::Nft {
-        bail!("--backend nft: the nftables backend is not implemented yet; use --backend iptables");
-    }
     let text = std::fs::read_to_string(&args.probes)
         .with_context(|| format!("cannot read {}", args.probes.display()))?;
     let probes: Vec<ProbeSpec> =
@@ -243,7 +244,11 @@ pub fn run_lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_millis(args.timeout_ms),
         keep: args.keep,
     };
-    let report = run_scenario(&loaded.scenario(), &probes, &opts)?;
+    let scenario = loaded.scenario(match args.backend {
+        Backend::Iptables => model::LabBackend::Iptables,
+        Backend::Nft => model::LabBackend::Nftables,
+    });
+    let report = run_scenario(&scenario, &probes, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -5,7 +5,7 @@ use policy_ir::ir::Protocol;
 use policy_ir::oracle::{parse_probes, Probe, Verdict};
 use policy_ir::Model;
 
-use crate::lab::scenario::{OracleAnswer, ProbeSpec, Resolved, Scenario};
+use crate::lab::scenario::{NodeRules, OracleAnswer, ProbeSpec, Resolved, Scenario};
 use crate::lab::ProbeProto;
 use crate::state::Desired;
 
@@ -30,9 +30,33 @@ pub fn desired_for(model: &Model, node: &str) -> Result<Desired, String> {
     Ok(Desired::from_ruleset(&rs))
 }
 
+/// Which dataplane the lab programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabBackend {
+    Iptables,
+    Nftables,
+}
+
 /// A loaded model, seen by the lab runner.
 pub struct ModelScenario<'a> {
     pub model: &'a Model,
+    pub backend: LabBackend,
+}
+
+impl<'a> ModelScenario<'a> {
+    pub fn iptables(model: &'a Model) -> Self {
+        ModelScenario {
+            model,
+            backend: LabBackend::Iptables,
+        }
+    }
+
+    pub fn nftables(model: &'a Model) -> Self {
+        ModelScenario {
+            model,
+            backend: LabBackend::Nftables,
+        }
+    }
 }
 
 impl Scenario for ModelScenario<'_> {
@@ -60,8 +84,19 @@ impl Scenario for ModelScenario<'_> {
         }
     }
 
-    fn rules_for(&self, node: &str) -> Result<Desired, String> {
-        desired_for(self.model, node)
+    fn rules_for(&self, node: &str) -> Result<NodeRules, String> {
+        match self.backend {
+            LabBackend::Iptables => desired_for(self.model, node).map(NodeRules::Iptables),
+            LabBackend::Nftables => {
+                // Same node check and chain-graph check as the iptables path.
+                desired_for(self.model, node)?;
+                let rules =
+                    nft_backend::render(&self.model.node_ir(node)).map_err(|e| e.to_string())?;
+                Ok(NodeRules::Nftables {
+                    payload: rules.payload(),
+                })
+            }
+        }
     }
 
     fn oracle(&self, probe: &ProbeSpec) -> Result<OracleAnswer, String> {

@@ -92,7 +92,7 @@ fn probes_for(model: &Model, max: usize) -> Vec<ProbeSpec> {
 fn seed_tenant_kernel_agrees_with_oracle() {
     let model = Model::load(&[root().join("examples/seed-tenant.yaml")]).expect("seed loads");
     let probes = probes_for(&model, 3);
-    let report = run_scenario(&ModelScenario { model: &model }, &probes, &opts()).expect("lab");
+    let report = run_scenario(&ModelScenario::iptables(&model), &probes, &opts()).expect("lab");
     assert_eq!(disagreements(&report), Vec::<String>::new());
     // Behaviour the seed is about: frontends reach each other; an outside host cannot reach the
     // database on 3306 (the profile's allow is shadowed, and the policy's tier ends in a deny).
@@ -158,7 +158,7 @@ fn every_golden_case_kernel_agrees_with_oracle() {
         if probes.len() < 2 {
             continue; // no workload endpoints (e.g. a host-endpoint-only case)
         }
-        match run_scenario(&ModelScenario { model: &model }, &probes, &opts()) {
+        match run_scenario(&ModelScenario::iptables(&model), &probes, &opts()) {
             Ok(report) => {
                 probed += report.probes.len();
                 for d in disagreements(&report) {
@@ -327,7 +327,7 @@ fn randomized_clusters_kernel_agrees_with_oracle() {
                 });
             }
         }
-        let report = run_scenario(&ModelScenario { model: &model }, &probes, &opts())
+        let report = run_scenario(&ModelScenario::iptables(&model), &probes, &opts())
             .unwrap_or_else(|e| panic!("lab failed (seed {seed}): {e}"));
         for d in disagreements(&report) {
             failures.push(format!("round {round}: {d}\n{yaml}"));
@@ -385,7 +385,7 @@ spec: {node: n1, interfaceName: caliexcept0001, ipNetworks: [10.71.0.9/32], prof
             port: Some(80),
         })
         .collect();
-    let report = run_scenario(&ModelScenario { model: &model }, &probes, &opts()).expect("lab");
+    let report = run_scenario(&ModelScenario::iptables(&model), &probes, &opts()).expect("lab");
     assert_eq!(disagreements(&report), Vec::<String>::new());
     let v: Vec<&str> = report.probes.iter().map(|r| r.verdict.as_str()).collect();
     assert_eq!(v, ["allow", "deny", "deny"]);

@@ -212,11 +212,11 @@ impl dataplane::lab::scenario::Scenario for HandModel {
                 .map_err(|_| format!("no endpoint named {other}")),
         }
     }
-    fn rules_for(&self, node: &str) -> Result<Desired, String> {
+    fn rules_for(&self, node: &str) -> Result<dataplane::lab::scenario::NodeRules, String> {
         assert_eq!(node, "n1");
-        Ok(Desired::from_ruleset(&iptables_backend::render(&node_ir(
-            3306,
-        ))))
+        Ok(dataplane::lab::scenario::NodeRules::Iptables(
+            Desired::from_ruleset(&iptables_backend::render(&node_ir(3306))),
+        ))
     }
     fn oracle(
         &self,

@@ -51,12 +51,21 @@ pub struct OracleAnswer {
     pub ingress: serde_json::Value,
 }
 
+/// One node's rules, in the form of the backend that programs them.
+#[derive(Debug, Clone)]
+pub enum NodeRules {
+    /// iptables + ipsets, applied by [`apply`] (Felix's update protocol).
+    Iptables(Desired),
+    /// A complete `nft -f` script that atomically replaces Brindle's nftables table.
+    Nftables { payload: String },
+}
+
 /// What the runner needs from the model.
 pub trait Scenario {
     /// Resolves `namespace/name`, `name` or an IPv4 address.
     fn resolve(&self, spec: &str) -> std::result::Result<Resolved, String>;
     /// The rules of one node, as the backend renders them.
-    fn rules_for(&self, node: &str) -> std::result::Result<Desired, String>;
+    fn rules_for(&self, node: &str) -> std::result::Result<NodeRules, String>;
     /// The reference verdict.
     fn oracle(&self, probe: &ProbeSpec) -> std::result::Result<OracleAnswer, String>;
 }
@@ -210,10 +219,17 @@ pub fn run_scenario(
     if opts.keep {
         lab.keep();
     }
-    for (node, desired) in &rules {
+    for (node, node_rules) in &rules {
         check_stop()?;
         let target = lab.node_target(node).expect("lab has every node");
-        apply(&target, desired)?;
+        match node_rules {
+            NodeRules::Iptables(desired) => {
+                apply(&target, desired)?;
+            }
+            NodeRules::Nftables { payload } => {
+                target.run("nft", &["-f", "-"], Some(payload))?;
+            }
+        }
     }
     lab.flush_conntrack()?;
     check_stop()?;

@@ -4,7 +4,7 @@
 //! median time of `nft_backend::render` (which includes iptables-backend's graph build) and of
 //! building the `nft -f` payload text.
 //!
-//! `cargo run --release -p nft-backend --example render_bench [ENDPOINTS POLICIES RUNS]`
+//! `cargo run --release -p nft-backend --example nft_render_bench [ENDPOINTS POLICIES RUNS]`
 //! (with `NFT_PAYLOAD_OUT=<file>` the payload is also written there, e.g. to time `nft -f`).
 
 use std::collections::BTreeSet;

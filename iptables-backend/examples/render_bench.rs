@@ -6,159 +6,10 @@
 //! `cargo run --release -p iptables-backend --example render_bench [ENDPOINTS POLICIES RUNS]`
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use ipnet::Ipv4Net;
 use iptables_backend::render;
 use policy_ir::ir::*;
-
-fn rule(action: RuleAction, i: usize) -> RuleIr {
-    let mut r = RuleIr {
-        action,
-        protocol: Some(if i.is_multiple_of(2) {
-            Protocol::Tcp
-        } else {
-            Protocol::Udp
-        }),
-        not_protocol: None,
-        icmp: None,
-        not_icmp: None,
-        source: MatchSide::default(),
-        destination: MatchSide::default(),
-        origin: RuleOrigin {
-            index: 0,
-            text: String::new(),
-        },
-    };
-    r.source.ipsets = vec![format!("s:sel{}", i % 200)];
-    r.destination.ports = vec![
-        PortRange {
-            first: 80 + (i % 50) as u16,
-            last: 80 + (i % 50) as u16,
-        },
-        PortRange {
-            first: 8000,
-            last: 8100,
-        },
-    ];
-    if i.is_multiple_of(3) {
-        r.source.nets = vec![
-            format!("10.{}.0.0/16", i % 250).parse().unwrap(),
-            "192.168.0.0/16".parse().unwrap(),
-        ];
-    }
-    r
-}
-
-fn synth(endpoints: usize, policies: usize) -> NodeIr {
-    let mut ir = NodeIr {
-        node: "bench".into(),
-        ..Default::default()
-    };
-    let ids: Vec<PolicyId> = (0..policies)
-        .map(|i| PolicyId {
-            kind: PolicyKind::NetworkPolicy,
-            namespace: Some(format!("ns{}", i % 40)),
-            name: format!("policy-{i}"),
-        })
-        .collect();
-    for (i, id) in ids.iter().enumerate() {
-        ir.policies.insert(
-            id.clone(),
-            PolicyIr {
-                id: id.clone(),
-                tier: if i.is_multiple_of(10) {
-                    "security".into()
-                } else {
-                    "default".into()
-                },
-                inbound: vec![rule(RuleAction::Allow, i), rule(RuleAction::Deny, i + 1)],
-                outbound: vec![rule(RuleAction::Allow, i + 2)],
-            },
-        );
-    }
-    for s in 0..200 {
-        let id = format!("s:sel{s}");
-        let members: BTreeSet<Ipv4Net> = (0..50)
-            .map(|k| {
-                Ipv4Net::new(
-                    Ipv4Addr::new(10, (s % 250) as u8, (k / 250) as u8, (k % 250) as u8 + 1),
-                    32,
-                )
-                .unwrap()
-            })
-            .collect();
-        ir.ipsets.insert(
-            id.clone(),
-            IpSetIr {
-                id,
-                description: String::new(),
-                members: IpSetMembers::Nets(members),
-            },
-        );
-    }
-    let per_ep = 20;
-    for e in 0..endpoints {
-        let pols: Vec<PolicyId> = (0..per_ep)
-            .map(|k| ids[(e * per_ep + k) % policies].clone())
-            .collect();
-        let (sec, def): (Vec<_>, Vec<_>) = pols
-            .into_iter()
-            .partition(|p| ir.policies[p].tier == "security");
-        let mut tiers = Vec::new();
-        if !sec.is_empty() {
-            tiers.push(TierIr {
-                name: "security".into(),
-                default_action: TierDefaultAction::Pass,
-                policies: sec,
-            });
-        }
-        tiers.push(TierIr {
-            name: "default".into(),
-            default_action: TierDefaultAction::Deny,
-            policies: def,
-        });
-        let pol = EndpointPolicyIr {
-            tiers,
-            profiles: vec![format!("kns.ns{}", e % 40)],
-        };
-        ir.workloads.push(WorkloadEndpointIr {
-            id: EndpointId {
-                namespace: Some(format!("ns{}", e % 40)),
-                name: format!("pod-{e}"),
-            },
-            interface: format!("cali{:011x}", e.wrapping_mul(2654435761) % 0xff_ffff_ffff),
-            addrs: vec![Ipv4Net::new(
-                Ipv4Addr::new(10, 200, (e / 250) as u8, (e % 250) as u8 + 1),
-                32,
-            )
-            .unwrap()],
-            admin_up: true,
-            ingress: pol.clone(),
-            egress: pol,
-        });
-    }
-    ir.workloads.sort_by(|a, b| a.interface.cmp(&b.interface));
-    for n in 0..40 {
-        let name = format!("kns.ns{n}");
-        let allow = RuleIr {
-            protocol: None,
-            source: MatchSide::default(),
-            destination: MatchSide::default(),
-            ..rule(RuleAction::Allow, 0)
-        };
-        ir.profiles.insert(
-            name.clone(),
-            ProfileIr {
-                name,
-                inbound: vec![allow.clone()],
-                outbound: vec![allow],
-            },
-        );
-    }
-    ir
-}
 
 /// CPU time of this thread in ms (insensitive to other processes on the machine).
 fn cpu_ms() -> f64 {
@@ -207,7 +58,7 @@ fn main() {
     let endpoints = args.first().copied().unwrap_or(250);
     let policies = args.get(1).copied().unwrap_or(5000);
     let runs = args.get(2).copied().unwrap_or(11);
-    let ir = synth(endpoints, policies);
+    let ir = policy_ir::synth::render_bench::bench_node_ir(endpoints, policies);
     let (render_ms, ms, rules, bytes) = median_ms(&ir, runs);
     println!(
         "{endpoints} endpoints x {policies} policies: render median {render_ms:.1} ms, render+payload text median {ms:.1} ms over {runs} runs ({rules} rules, {} KiB)",
@@ -216,7 +67,7 @@ fn main() {
     // Scaling with the node's own endpoints: same policy set, fewer local endpoints (only the
     // policies they reference are in the IR, as policy-ir's node_ir hands them over).
     for eps in [25, 250] {
-        let mut small = synth(eps, policies);
+        let mut small = policy_ir::synth::render_bench::bench_node_ir(eps, policies);
         let used: BTreeSet<PolicyId> = small
             .workloads
             .iter()

@@ -406,3 +406,166 @@ mod tests {
         assert!(!ir.ipsets.is_empty());
     }
 }
+
+/// Synthetic node IRs built directly (no resources), shared by the backends' render benchmarks.
+pub mod render_bench {
+    use std::collections::BTreeSet;
+    use std::net::Ipv4Addr;
+
+    use ipnet::Ipv4Net;
+
+    use crate::ir::*;
+
+    fn bench_rule(action: RuleAction, i: usize) -> RuleIr {
+        let mut r = RuleIr {
+            action,
+            protocol: Some(if i.is_multiple_of(2) {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            }),
+            not_protocol: None,
+            icmp: None,
+            not_icmp: None,
+            source: MatchSide::default(),
+            destination: MatchSide::default(),
+            origin: RuleOrigin {
+                index: 0,
+                text: String::new(),
+            },
+        };
+        r.source.ipsets = vec![format!("s:sel{}", i % 200)];
+        r.destination.ports = vec![
+            PortRange {
+                first: 80 + (i % 50) as u16,
+                last: 80 + (i % 50) as u16,
+            },
+            PortRange {
+                first: 8000,
+                last: 8100,
+            },
+        ];
+        if i.is_multiple_of(3) {
+            r.source.nets = vec![
+                format!("10.{}.0.0/16", i % 250).parse().unwrap(),
+                "192.168.0.0/16".parse().unwrap(),
+            ];
+        }
+        r
+    }
+
+    /// A synthetic node IR for the render benchmarks: `endpoints` local workloads and `policies`
+    /// policies (selector, port and CIDR rules; each endpoint references 20 policies in two tiers,
+    /// every policy referenced by some endpoint). Deterministic.
+    pub fn bench_node_ir(endpoints: usize, policies: usize) -> NodeIr {
+        let mut ir = NodeIr {
+            node: "bench".into(),
+            ..Default::default()
+        };
+        let ids: Vec<PolicyId> = (0..policies)
+            .map(|i| PolicyId {
+                kind: PolicyKind::NetworkPolicy,
+                namespace: Some(format!("ns{}", i % 40)),
+                name: format!("policy-{i}"),
+            })
+            .collect();
+        for (i, id) in ids.iter().enumerate() {
+            ir.policies.insert(
+                id.clone(),
+                PolicyIr {
+                    id: id.clone(),
+                    tier: if i.is_multiple_of(10) {
+                        "security".into()
+                    } else {
+                        "default".into()
+                    },
+                    inbound: vec![
+                        bench_rule(RuleAction::Allow, i),
+                        bench_rule(RuleAction::Deny, i + 1),
+                    ],
+                    outbound: vec![bench_rule(RuleAction::Allow, i + 2)],
+                },
+            );
+        }
+        for s in 0..200 {
+            let id = format!("s:sel{s}");
+            let members: BTreeSet<Ipv4Net> = (0..50)
+                .map(|k| {
+                    Ipv4Net::new(
+                        Ipv4Addr::new(10, (s % 250) as u8, (k / 250) as u8, (k % 250) as u8 + 1),
+                        32,
+                    )
+                    .unwrap()
+                })
+                .collect();
+            ir.ipsets.insert(
+                id.clone(),
+                IpSetIr {
+                    id,
+                    description: String::new(),
+                    members: IpSetMembers::Nets(members),
+                },
+            );
+        }
+        let per_ep = 20;
+        for e in 0..endpoints {
+            let pols: Vec<PolicyId> = (0..per_ep)
+                .map(|k| ids[(e * per_ep + k) % policies].clone())
+                .collect();
+            let (sec, def): (Vec<_>, Vec<_>) = pols
+                .into_iter()
+                .partition(|p| ir.policies[p].tier == "security");
+            let mut tiers = Vec::new();
+            if !sec.is_empty() {
+                tiers.push(TierIr {
+                    name: "security".into(),
+                    default_action: TierDefaultAction::Pass,
+                    policies: sec,
+                });
+            }
+            tiers.push(TierIr {
+                name: "default".into(),
+                default_action: TierDefaultAction::Deny,
+                policies: def,
+            });
+            let pol = EndpointPolicyIr {
+                tiers,
+                profiles: vec![format!("kns.ns{}", e % 40)],
+            };
+            ir.workloads.push(WorkloadEndpointIr {
+                id: EndpointId {
+                    namespace: Some(format!("ns{}", e % 40)),
+                    name: format!("pod-{e}"),
+                },
+                interface: format!("cali{:011x}", e.wrapping_mul(2654435761) % 0xff_ffff_ffff),
+                addrs: vec![Ipv4Net::new(
+                    Ipv4Addr::new(10, 200, (e / 250) as u8, (e % 250) as u8 + 1),
+                    32,
+                )
+                .unwrap()],
+                admin_up: true,
+                ingress: pol.clone(),
+                egress: pol,
+            });
+        }
+        ir.workloads.sort_by(|a, b| a.interface.cmp(&b.interface));
+        for n in 0..40 {
+            let name = format!("kns.ns{n}");
+            let allow = RuleIr {
+                protocol: None,
+                source: MatchSide::default(),
+                destination: MatchSide::default(),
+                ..bench_rule(RuleAction::Allow, 0)
+            };
+            ir.profiles.insert(
+                name.clone(),
+                ProfileIr {
+                    name,
+                    inbound: vec![allow.clone()],
+                    outbound: vec![allow],
+                },
+            );
+        }
+        ir
+    }
+}

@@ -619,7 +619,15 @@ impl Renderer<'_> {
                     name,
                     ns_name: name.clone(),
                 };
-                let body = self.rule_list(rules, &prefix, &comment);
+                let mut body = self.rule_list(rules, &prefix, &comment);
+                if rules.iter().any(|r| r.action == RuleAction::Pass) {
+                    // Tiers that passed, or an earlier profile's Pass, leave the pass bit set;
+                    // without clearing it this profile's "pass set -> RETURN" would fire even
+                    // when its own Pass rule does not match. Felix has that leak; we do not.
+                    let mut clear = rb("", clear_mark(MARK_PASS));
+                    clear.comments = std::mem::take(&mut body[0].comments);
+                    body.insert(0, clear);
+                }
                 chains.insert(profile_chain(name, ingress), body);
             }
         }

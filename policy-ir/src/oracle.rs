@@ -301,6 +301,8 @@ impl Model {
             }
             i = j;
         }
+        // Profiles whose Pass rule matched, so the deny below can say why they did not decide.
+        let mut passed_by: Vec<String> = Vec::new();
         for name in &e.profiles {
             let Some(p) = self.profiles.get(name) else {
                 continue;
@@ -315,7 +317,10 @@ impl Model {
                 }
                 match r.action {
                     RuleAction::Log => continue,
-                    RuleAction::Pass => break,
+                    RuleAction::Pass => {
+                        passed_by.push(format!("{name} rule {} passed", r.index));
+                        break;
+                    }
                     RuleAction::Allow | RuleAction::Deny => {
                         let verdict = if r.action == RuleAction::Allow {
                             Verdict::Allow
@@ -357,8 +362,13 @@ impl Model {
                     dir_name(dir)
                 )
             } else {
+                let passes = if passed_by.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {}", passed_by.join(", "))
+                };
                 format!(
-                    "Deny: no profile matched ({}: {})",
+                    "Deny: no profile matched ({}: {}{passes})",
                     dir_name(dir),
                     e.profiles.join(", ")
                 )

@@ -30,6 +30,10 @@ fuzz_target!(|data: &[u8]| {
             let c = t.compile_selector(&sel);
             let l = t.compile_labels(&labels);
             assert_eq!(c.matches(&l, &t), sel.matches(&labels));
+            let empty = t.compile_labels(BTreeMap::<String, String>::new());
+            let columns = t.compile_label_columns([&empty, &l]);
+            assert_eq!(c.matches_row(&columns, 1, &t), sel.matches(&labels));
+            assert_eq!(c.matches_row(&columns, 0, &t), c.matches(&empty, &t));
             assert_eq!(sel.uid().len(), 40);
         }
         Err(e) => {

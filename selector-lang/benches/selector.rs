@@ -138,6 +138,18 @@ fn benches(c: &mut Criterion) {
             n
         })
     });
+    let columns = table.compile_label_columns(&cmaps);
+    g.bench_function("compiled_all_pairs_columns", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for cs in &csels {
+                for row in 0..columns.len() {
+                    n += cs.matches_row(&columns, black_box(row), &table) as usize;
+                }
+            }
+            n
+        })
+    });
     g.finish();
 
     let mut idx = SelectorIndex::from_label_maps(&maps);

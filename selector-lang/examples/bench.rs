@@ -9,7 +9,9 @@
 //! wall-clock medians are printed alongside):
 //! * parse + canonical + UID per selector, for the fast parser and for the pest reference;
 //! * compiled evaluation per (selector, label map) pair over all pairs (each selector against
-//!   every map in turn);
+//!   every map in turn, one `matches_row` call per pair, the maps compiled into one
+//!   [`selector_lang::LabelColumns`]); also the same with one `CompiledLabels` per map
+//!   (`eval_per_map_ns_per_pair`);
 //! * all matches of all selectors through [`SelectorIndex`];
 //!
 //! and checks that string-level evaluation, compiled brute force and the index find the same
@@ -103,12 +105,13 @@ fn main() {
     let cmaps: Vec<_> = maps.iter().map(|m| table.compile_labels(m)).collect();
     let csels: Vec<_> = sels.iter().map(|s| table.compile_selector(s)).collect();
     eprintln!("compile: {:?} for all maps and selectors", t.elapsed());
+    let columns = table.compile_label_columns(&cmaps);
     let mut brute = 0usize;
-    let eval_round = rounds(5, || {
+    let eval_round = rounds(7, || {
         let mut n = 0usize;
         for cs in &csels {
-            for cm in &cmaps {
-                n += cs.matches(black_box(cm), &table) as usize;
+            for row in 0..columns.len() {
+                n += cs.matches_row(&columns, black_box(row), &table) as usize;
             }
         }
         brute = n;
@@ -116,8 +119,23 @@ fn main() {
     let eval_ns = eval_round.0.as_nanos() as f64 / pairs;
     let eval_wall_ns = eval_round.1.as_nanos() as f64 / pairs;
     eprintln!(
-        "compiled eval: {eval_ns:.2} ns/pair (wall {eval_wall_ns:.2}), {brute} matching pairs"
+        "compiled eval (maps stored by column, one call per pair): {eval_ns:.2} ns/pair (wall {eval_wall_ns:.2}), {brute} matching pairs"
     );
+    let mut per_map = 0usize;
+    let map_round = rounds(5, || {
+        let mut n = 0usize;
+        for cs in &csels {
+            for cm in &cmaps {
+                n += cs.matches(black_box(cm), &table) as usize;
+            }
+        }
+        per_map = n;
+    });
+    let map_ns = map_round.0.as_nanos() as f64 / pairs;
+    eprintln!(
+        "compiled eval (one CompiledLabels per map): {map_ns:.2} ns/pair, {per_map} matching pairs"
+    );
+    assert_eq!(per_map, brute, "columns and per-map evaluation disagree");
 
     // String-level evaluation (the reference semantics), once.
     let t = Instant::now();
@@ -170,6 +188,7 @@ fn main() {
             "pest_parse_ns_per_selector": pest_ns.round(),
             "eval_ns_per_pair": (eval_ns * 100.0).round() / 100.0,
             "eval_ns_per_pair_wall": (eval_wall_ns * 100.0).round() / 100.0,
+            "eval_per_map_ns_per_pair": (map_ns * 100.0).round() / 100.0,
             "string_eval_ns_per_pair": (string_ns * 10.0).round() / 10.0,
             "index_build_ms": (build.as_secs_f64() * 1e4).round() / 10.0,
             "index_match_ms": (index_ms * 10.0).round() / 10.0,

@@ -189,6 +189,45 @@ impl LabelTable {
         }
     }
 
+    /// Compiles many label maps into one [`LabelColumns`]: row `i` is the `i`-th map.
+    pub fn compile_label_columns<'a, M>(&mut self, maps: M) -> LabelColumns
+    where
+        M: IntoIterator<Item = &'a CompiledLabels>,
+    {
+        let rows: Vec<&CompiledLabels> = maps.into_iter().collect();
+        for m in &rows {
+            assert_eq!(m.table, self.id, "labels compiled by another LabelTable");
+        }
+        let mut by_key: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.key_count()];
+        for (row, m) in rows.iter().enumerate() {
+            for (k, v) in m.iter() {
+                by_key[k as usize].push((row as u32, v));
+            }
+        }
+        let n = rows.len();
+        let columns = by_key
+            .into_iter()
+            .map(|cells| {
+                if cells.is_empty() {
+                    Column::Empty
+                } else if cells.len() * LabelColumns::SPARSE_RATIO >= n {
+                    let mut dense = vec![NONE; n];
+                    for (row, v) in cells {
+                        dense[row as usize] = v;
+                    }
+                    Column::Dense(dense)
+                } else {
+                    Column::Sparse(cells)
+                }
+            })
+            .collect();
+        LabelColumns {
+            table: self.id,
+            rows: n,
+            columns,
+        }
+    }
+
     /// Compiles a selector to a program over this table's IDs (interning its keys and values).
     pub fn compile_selector(&mut self, sel: &Selector) -> CompiledSelector {
         let mut c = CompiledSelector {
@@ -197,11 +236,13 @@ impl LabelTable {
             entry: 0,
             sets: Vec::new(),
             needles: Vec::new(),
+            truth: None,
             plan: Plan::Scan,
             exact: false,
             impossible: false,
         };
         c.entry = self.emit(sel.root(), ACCEPT, REJECT, &mut c);
+        c.truth = TruthTable::build(sel.root(), &c.prog, &c.sets);
         c.plan = self.plan(sel.root());
         c.exact = is_exact(sel.root());
         c.impossible = sel
@@ -348,6 +389,125 @@ impl CompiledLabels {
     }
 }
 
+/// Many compiled label maps stored by key: one column of value IDs per key ID. Evaluating one
+/// selector against every row reads only its own keys' columns, front to back, instead of
+/// chasing one heap block per map; that is what "which of these maps match S" needs.
+#[derive(Debug, Clone)]
+pub struct LabelColumns {
+    table: u64,
+    rows: usize,
+    columns: Vec<Column>,
+}
+
+#[derive(Debug, Clone)]
+enum Column {
+    /// No row has this key.
+    Empty,
+    /// Value ID per row (`NONE` where absent).
+    Dense(Vec<u32>),
+    /// `(row, value)` sorted by row, for keys few rows have.
+    Sparse(Vec<(u32, u32)>),
+}
+
+impl LabelColumns {
+    /// A key held by fewer than one row in this many is stored sparsely.
+    const SPARSE_RATIO: usize = 16;
+
+    /// No rows, for maps compiled by `table`; grow it with [`Self::set_row`].
+    pub fn new(table: &LabelTable) -> Self {
+        LabelColumns {
+            table: table.id,
+            rows: 0,
+            columns: Vec::new(),
+        }
+    }
+
+    /// Makes row `row` hold `labels` (rows up to it are added, empty), replacing `old`, its
+    /// previous labels if it had any.
+    pub fn set_row(&mut self, row: usize, old: Option<&CompiledLabels>, labels: &CompiledLabels) {
+        assert_eq!(
+            labels.table, self.table,
+            "labels compiled by another LabelTable"
+        );
+        if let Some(old) = old {
+            self.clear_row(row, old);
+        }
+        if row >= self.rows {
+            self.rows = row + 1;
+            for c in &mut self.columns {
+                if let Column::Dense(d) = c {
+                    d.resize(self.rows, NONE);
+                }
+            }
+        }
+        let r = row as u32;
+        for (k, v) in labels.iter() {
+            if self.columns.len() <= k as usize {
+                self.columns.resize_with(k as usize + 1, || Column::Empty);
+            }
+            let column = &mut self.columns[k as usize];
+            match column {
+                Column::Dense(d) => d[row] = v,
+                Column::Empty => *column = Column::Sparse(vec![(r, v)]),
+                Column::Sparse(cells) => match cells.binary_search_by_key(&r, |c| c.0) {
+                    Ok(i) => cells[i].1 = v,
+                    Err(i) => cells.insert(i, (r, v)),
+                },
+            }
+            if let Column::Sparse(cells) = column {
+                if cells.len() * Self::SPARSE_RATIO >= self.rows {
+                    let mut dense = vec![NONE; self.rows];
+                    for &(r, v) in cells.iter() {
+                        dense[r as usize] = v;
+                    }
+                    *column = Column::Dense(dense);
+                }
+            }
+        }
+    }
+
+    /// Empties row `row`, whose labels are `old`.
+    pub fn clear_row(&mut self, row: usize, old: &CompiledLabels) {
+        for (k, _) in old.iter() {
+            match self.columns.get_mut(k as usize) {
+                Some(Column::Dense(d)) if row < d.len() => d[row] = NONE,
+                Some(Column::Sparse(cells)) => {
+                    if let Ok(i) = cells.binary_search_by_key(&(row as u32), |c| c.0) {
+                        cells.remove(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Number of rows (label maps).
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// True if there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The value ID of `key` in `row`, if present.
+    #[inline(always)]
+    pub fn get(&self, row: usize, key: u32) -> Option<u32> {
+        match self.columns.get(key as usize) {
+            Some(Column::Dense(d)) => match d[row] {
+                NONE => None,
+                v => Some(v),
+            },
+            Some(Column::Sparse(s)) => s
+                .binary_search_by_key(&(row as u32), |c| c.0)
+                .ok()
+                .map(|i| s[i].1),
+            Some(Column::Empty) | None => None,
+        }
+    }
+}
+
 /// Where a selector's matches can be found: a superset of them, in terms of posting lists.
 #[derive(Debug, Clone)]
 pub(crate) enum Plan {
@@ -383,7 +543,7 @@ struct Inst {
     on_false: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     True,
     Has(u32),
@@ -406,12 +566,33 @@ pub struct CompiledSelector {
     entry: u32,
     sets: Vec<u32>,
     needles: Vec<Box<str>>,
+    /// Small selectors also as a truth table over their distinct leaf tests: evaluating every
+    /// leaf and looking the result up has no data-dependent branches, which beats the
+    /// short-circuiting program when outcomes vary from map to map (see [`TruthTable`]).
+    truth: Option<TruthTable>,
     /// How the index finds candidates (see [`crate::index`]).
     pub(crate) plan: Plan,
     /// The plan's candidates are exactly the matches (no verification needed).
     pub(crate) exact: bool,
     /// Some label must have one of zero values: the selector matches nothing.
     pub(crate) impossible: bool,
+}
+
+/// Substring test for label values and needles, which are short: a first-byte scan beats
+/// `str::contains`, whose two-way searcher spends longer on setup than on these searches.
+#[inline]
+fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    match n.split_first() {
+        None => true,
+        Some((&first, rest)) => {
+            h.len() >= n.len()
+                && h[..=h.len() - n.len()]
+                    .iter()
+                    .enumerate()
+                    .any(|(i, &b)| b == first && &h[i + 1..i + n.len()] == rest)
+        }
+    }
 }
 
 #[inline]
@@ -434,6 +615,24 @@ impl CompiledSelector {
         self.eval(l, table)
     }
 
+    /// Evaluates against row `row` of `columns` (same result as [`Self::matches`] on that
+    /// row's map). Allocation-free.
+    #[inline]
+    pub fn matches_row(&self, columns: &LabelColumns, row: usize, table: &LabelTable) -> bool {
+        assert!(
+            self.table == table.id && columns.table == table.id,
+            "compiled selector, columns and table must come from the same LabelTable"
+        );
+        assert!(row < columns.rows, "row {row} out of range");
+        self.run(table, |k| columns.get(row, k))
+    }
+
+    /// [`Self::matches_row`] without the checks, for the index (which checked once).
+    #[inline]
+    pub(crate) fn eval_row(&self, columns: &LabelColumns, row: usize, table: &LabelTable) -> bool {
+        self.run(table, |k| columns.get(row, k))
+    }
+
     #[inline]
     pub(crate) fn eval(&self, l: &CompiledLabels, table: &LabelTable) -> bool {
         // One monomorphic copy of the interpreter per label representation, so the lookup in
@@ -449,36 +648,60 @@ impl CompiledSelector {
 
     #[inline(always)]
     fn run(&self, table: &LabelTable, get: impl Fn(u32) -> Option<u32>) -> bool {
+        if let Some(t) = &self.truth {
+            let mut bits = 0usize;
+            for (i, leaf) in t.leaves.iter().enumerate() {
+                let v = get(leaf.key).unwrap_or(NONE);
+                let extra = &t.extra[leaf.extra.0 as usize..leaf.extra.1 as usize];
+                let hit = (v == leaf.value) | extra.iter().fold(false, |a, &x| a | (x == v));
+                bits |= usize::from(hit ^ leaf.negate) << i;
+            }
+            if !t.strings.is_empty() && !bit(&t.decided, bits) {
+                let fast = t.leaves.len();
+                for (i, op) in t.strings.iter().enumerate() {
+                    bits |= usize::from(self.test(*op, table, &get)) << (fast + i);
+                }
+            }
+            return bit(&t.rows, bits);
+        }
         let prog = &self.prog[..];
         let mut pc = self.entry;
         while pc < REJECT {
             let inst = &prog[pc as usize];
-            let r = match inst.op {
-                Op::True => true,
-                Op::Has(k) => get(k).is_some(),
-                Op::Eq(k, v) => get(k) == Some(v),
-                Op::Ne(k, v) => get(k) != Some(v),
-                Op::In(k, s, n) => match get(k) {
-                    Some(v) => in_set(&self.sets[s as usize..(s + n) as usize], v),
-                    None => false,
-                },
-                Op::NotIn(k, s, n) => match get(k) {
-                    Some(v) => !in_set(&self.sets[s as usize..(s + n) as usize], v),
-                    None => true,
-                },
-                Op::Contains(k, n) => {
-                    get(k).is_some_and(|v| table.value(v).contains(&*self.needles[n as usize]))
-                }
-                Op::StartsWith(k, n) => {
-                    get(k).is_some_and(|v| table.value(v).starts_with(&*self.needles[n as usize]))
-                }
-                Op::EndsWith(k, n) => {
-                    get(k).is_some_and(|v| table.value(v).ends_with(&*self.needles[n as usize]))
-                }
+            pc = if self.test(inst.op, table, &get) {
+                inst.on_true
+            } else {
+                inst.on_false
             };
-            pc = if r { inst.on_true } else { inst.on_false };
         }
         pc == ACCEPT
+    }
+
+    #[inline(always)]
+    fn test(&self, op: Op, table: &LabelTable, get: &impl Fn(u32) -> Option<u32>) -> bool {
+        match op {
+            Op::True => true,
+            Op::Has(k) => get(k).is_some(),
+            Op::Eq(k, v) => get(k) == Some(v),
+            Op::Ne(k, v) => get(k) != Some(v),
+            Op::In(k, s, n) => match get(k) {
+                Some(v) => in_set(&self.sets[s as usize..(s + n) as usize], v),
+                None => false,
+            },
+            Op::NotIn(k, s, n) => match get(k) {
+                Some(v) => !in_set(&self.sets[s as usize..(s + n) as usize], v),
+                None => true,
+            },
+            Op::Contains(k, n) => {
+                get(k).is_some_and(|v| contains(table.value(v), &self.needles[n as usize]))
+            }
+            Op::StartsWith(k, n) => {
+                get(k).is_some_and(|v| table.value(v).starts_with(&*self.needles[n as usize]))
+            }
+            Op::EndsWith(k, n) => {
+                get(k).is_some_and(|v| table.value(v).ends_with(&*self.needles[n as usize]))
+            }
+        }
     }
 
     pub(crate) fn same_table(&self, t: &LabelTable) -> bool {
@@ -489,5 +712,163 @@ impl CompiledSelector {
     /// (e.g. `a == "x" && a == "y"`).
     pub fn is_impossible(&self) -> bool {
         self.impossible
+    }
+}
+
+/// A selector with at most [`TruthTable::MAX_LEAVES`] distinct leaf tests, as the list of those
+/// tests and the selector's value for each combination of their outcomes (bit `i` of the row
+/// index is leaf `i`).
+#[derive(Debug, Clone)]
+struct TruthTable {
+    /// The non-string tests: bits `0..leaves.len()` of a row index.
+    leaves: Vec<Leaf>,
+    /// Value IDs of `in` sets beyond their first, sliced by [`Leaf::extra`].
+    extra: Vec<u32>,
+    /// The string tests (`contains`, `starts with`, `ends with`): the bits after `leaves`.
+    strings: Vec<Op>,
+    /// The selector's value per row index.
+    rows: [u64; 4],
+    /// Per combination of the non-string bits: whether the value is the same for every
+    /// outcome of the string tests, which then need not run (they are the slow ones).
+    decided: [u64; 4],
+}
+
+/// Every non-string test in one branch-free shape: "the key's value (or `NONE` when absent)
+/// is `value` or one of `extra`", negated or not. `has(k)` is "not NONE", `k != v` is
+/// "not v" (true when absent), `all()` is "not in {}" with an unused value.
+#[derive(Debug, Clone, Copy)]
+struct Leaf {
+    key: u32,
+    value: u32,
+    extra: (u32, u32),
+    negate: bool,
+}
+
+/// A value ID no table hands out (IDs count up from 0), for tests that need no value.
+const NO_VALUE: u32 = u32::MAX - 1;
+
+fn bit(table: &[u64; 4], i: usize) -> bool {
+    table[i / 64] >> (i % 64) & 1 == 1
+}
+
+fn set_bit(table: &mut [u64; 4], i: usize) {
+    table[i / 64] |= 1 << (i % 64);
+}
+
+impl TruthTable {
+    const MAX_LEAVES: usize = 8;
+
+    /// `prog` holds one instruction per leaf of `root`, in the order `emit` created them;
+    /// `sets` are the program's `in` sets.
+    fn build(root: &Node, prog: &[Inst], sets: &[u32]) -> Option<TruthTable> {
+        let is_string =
+            |op: &Op| matches!(op, Op::Contains(..) | Op::StartsWith(..) | Op::EndsWith(..));
+        // Distinct tests, non-string ones first (duplicates share a bit).
+        let mut ops: Vec<Op> = Vec::new();
+        for string_pass in [false, true] {
+            for inst in prog {
+                if is_string(&inst.op) == string_pass && !ops.contains(&inst.op) {
+                    ops.push(inst.op);
+                }
+            }
+        }
+        if ops.len() > Self::MAX_LEAVES {
+            return None;
+        }
+        let fast = ops.iter().filter(|op| !is_string(op)).count();
+        let order = leaf_order(root, prog, &ops);
+        let mut rows = [0u64; 4];
+        for bits in 0..(1usize << ops.len()) {
+            let mut next = 0;
+            if eval_with(root, &order, &mut next, bits) {
+                set_bit(&mut rows, bits);
+            }
+        }
+        let mut decided = [0u64; 4];
+        for low in 0..(1usize << fast) {
+            let first = bit(&rows, low);
+            if (0..(1usize << (ops.len() - fast)))
+                .all(|high| bit(&rows, low | high << fast) == first)
+            {
+                set_bit(&mut decided, low);
+            }
+        }
+        let mut extra: Vec<u32> = Vec::new();
+        let leaves = ops[..fast]
+            .iter()
+            .map(|op| {
+                let (key, vals, negate) = match op {
+                    Op::True => (0, &[][..], true),
+                    Op::Has(k) => (*k, &[NONE][..], true),
+                    Op::Eq(k, v) => (*k, std::slice::from_ref(v), false),
+                    Op::Ne(k, v) => (*k, std::slice::from_ref(v), true),
+                    Op::In(k, st, n) => (*k, &sets[*st as usize..(st + n) as usize], false),
+                    Op::NotIn(k, st, n) => (*k, &sets[*st as usize..(st + n) as usize], true),
+                    Op::Contains(..) | Op::StartsWith(..) | Op::EndsWith(..) => {
+                        unreachable!("string tests come after the others")
+                    }
+                };
+                let (value, rest) = vals
+                    .split_first()
+                    .map_or((NO_VALUE, &[][..]), |(v, r)| (*v, r));
+                let start = extra.len() as u32;
+                extra.extend_from_slice(rest);
+                Leaf {
+                    key,
+                    value,
+                    extra: (start, extra.len() as u32),
+                    negate,
+                }
+            })
+            .collect();
+        Some(TruthTable {
+            leaves,
+            extra,
+            strings: ops[fast..].to_vec(),
+            rows,
+            decided,
+        })
+    }
+}
+
+/// For each AST leaf in evaluation (left to right) order, the index of its test in `ops`.
+/// `emit` creates the instructions of And/Or operands from the last to the first (`Not` is
+/// transparent), so the instruction of the `j`-th leaf from the left is `prog[len - 1 - j]`.
+fn leaf_order(root: &Node, prog: &[Inst], ops: &[Op]) -> Vec<usize> {
+    debug_assert_eq!(count_leaves(root), prog.len());
+    prog.iter()
+        .rev()
+        .map(|inst| {
+            ops.iter()
+                .position(|op| *op == inst.op)
+                .expect("every test has a bit")
+        })
+        .collect()
+}
+
+fn count_leaves(n: &Node) -> usize {
+    match n {
+        Node::Not(inner) => grow(|| count_leaves(inner)),
+        Node::And(ops) | Node::Or(ops) => ops.iter().map(|o| grow(|| count_leaves(o))).sum(),
+        _ => 1,
+    }
+}
+
+/// Evaluates `n` with leaf outcomes taken from `bits` (leaf `order[next]` for the next AST leaf
+/// from the left); every leaf is visited so the numbering stays aligned.
+fn eval_with(n: &Node, order: &[usize], next: &mut usize, bits: usize) -> bool {
+    match n {
+        Node::Not(inner) => !grow(|| eval_with(inner, order, next, bits)),
+        Node::And(ops) => ops.iter().fold(true, |acc, o| {
+            grow(|| eval_with(o, order, next, bits)) & acc
+        }),
+        Node::Or(ops) => ops.iter().fold(false, |acc, o| {
+            grow(|| eval_with(o, order, next, bits)) | acc
+        }),
+        _ => {
+            let leaf = order[*next];
+            *next += 1;
+            bits >> leaf & 1 == 1
+        }
     }
 }

@@ -30,7 +30,7 @@
 //! assert_eq!(m, vec![db]); // `web` lost env=prod
 //! ```
 
-use crate::compiled::{CompiledLabels, CompiledSelector, FastMap, LabelTable, Plan};
+use crate::compiled::{CompiledLabels, CompiledSelector, FastMap, LabelColumns, LabelTable, Plan};
 use crate::Selector;
 
 #[derive(Debug, Default, Clone)]
@@ -46,12 +46,27 @@ fn remove_from(list: &mut Vec<u32>, id: u32) {
 }
 
 /// Label maps indexed by key and (key, value); see the module documentation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SelectorIndex {
     table: LabelTable,
     slots: Vec<Option<CompiledLabels>>,
+    /// The same labels stored by key, which is what scans and candidate checks read.
+    columns: LabelColumns,
     live: usize,
     postings: Vec<KeyPostings>,
+}
+
+impl Default for SelectorIndex {
+    fn default() -> Self {
+        let table = LabelTable::new();
+        SelectorIndex {
+            columns: LabelColumns::new(&table),
+            table,
+            slots: Vec::new(),
+            live: 0,
+            postings: Vec::new(),
+        }
+    }
 }
 
 impl SelectorIndex {
@@ -118,6 +133,7 @@ impl SelectorIndex {
         if self.slots.len() <= id {
             self.slots.resize_with(id + 1, || None);
         }
+        self.columns.set_row(id, None, &compiled);
         self.slots[id] = Some(compiled);
         self.live += 1;
         old
@@ -126,6 +142,7 @@ impl SelectorIndex {
     /// Removes map `id`; returns its labels if it was present.
     pub fn remove(&mut self, id: usize) -> Option<CompiledLabels> {
         let old = self.slots.get_mut(id)?.take()?;
+        self.columns.clear_row(id, &old);
         for (k, v) in old.iter() {
             let kp = &mut self.postings[k as usize];
             remove_from(&mut kp.all, id as u32);
@@ -272,15 +289,14 @@ impl Iterator for Matches<'_> {
 
     fn next(&mut self) -> Option<usize> {
         let table = &self.idx.table;
+        let columns = &self.idx.columns;
         match &mut self.src {
             Source::Scan => {
                 while self.pos < self.idx.slots.len() {
                     let id = self.pos;
                     self.pos += 1;
-                    if let Some(l) = &self.idx.slots[id] {
-                        if self.sel.eval(l, table) {
-                            return Some(id);
-                        }
+                    if self.idx.slots[id].is_some() && self.sel.eval_row(columns, id, table) {
+                        return Some(id);
                     }
                 }
                 None
@@ -299,10 +315,8 @@ impl Iterator for Matches<'_> {
                         if !self.verify {
                             return Some(id as usize);
                         }
-                        let l = self.idx.slots[id as usize]
-                            .as_ref()
-                            .expect("posting lists only hold live maps");
-                        if self.sel.eval(l, table) {
+                        // Posting lists only hold live maps.
+                        if self.sel.eval_row(columns, id as usize, table) {
                             return Some(id as usize);
                         }
                     }

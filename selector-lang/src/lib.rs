@@ -33,7 +33,7 @@ mod parser;
 pub mod reference;
 
 pub use ast::{LabelRestriction, Node};
-pub use compiled::{CompiledLabels, CompiledSelector, LabelTable};
+pub use compiled::{CompiledLabels, CompiledSelector, LabelColumns, LabelTable};
 pub use index::SelectorIndex;
 pub use lexer::{valid_label, MAX_LABEL_LENGTH};
 

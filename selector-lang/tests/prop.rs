@@ -186,10 +186,20 @@ proptest! {
         let sels: Vec<Selector> = sels.iter().map(|s| parse(s).unwrap()).collect();
         let mut table = LabelTable::new();
         let compiled: Vec<_> = sels.iter().map(|s| table.compile_selector(s)).collect();
+        let mut cmaps = Vec::new();
         for m in &maps {
             let cm = table.compile_labels(m);
             for (s, c) in sels.iter().zip(&compiled) {
                 prop_assert_eq!(c.matches(&cm, &table), s.matches(m), "{} on {:?}", s.canonical(), m);
+            }
+            cmaps.push(cm);
+        }
+        // The same maps stored by column.
+        let columns = table.compile_label_columns(&cmaps);
+        prop_assert_eq!(columns.len(), maps.len());
+        for (row, m) in maps.iter().enumerate() {
+            for (s, c) in sels.iter().zip(&compiled) {
+                prop_assert_eq!(c.matches_row(&columns, row, &table), s.matches(m), "{} on row {}", s.canonical(), row);
             }
         }
         // Index, including incremental relabels and removals.

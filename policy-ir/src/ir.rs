@@ -1,8 +1,3 @@
-//! LEAD NOTE (correction to the task prompts): in the seed tenant, frontend -> database tcp/3306
-//! is ALLOWED by policy namespace-default (tier default decides all ingress of slave2-database:
-//! allow from namespace 'default', else end-of-tier drop); profile-database is never reached for
-//! ingress, and its tcp/3306 allow is also dead behind its bare deny. See /tmp/correction.md.
-//!
 //! The intermediate representation the backends render: everything one node needs, as plain,
 //! sorted, deterministic data. No labels or selectors survive into it: selectors are already
 //! resolved to IP-set IDs with members, exactly as Felix's calculation graph hands them to its

@@ -54,8 +54,35 @@ enum Command {
     Node(cmd_routing::NodeArgs),
 }
 
+/// Read-only commands end quietly when their reader goes away (`brindle explain ... | head`),
+/// like other Unix tools: the default SIGPIPE action. Commands that change the kernel or the
+/// datastore (apply, lab, ipam, node) keep Rust's "ignore SIGPIPE" so that a closed pipe can
+/// never stop them halfway or skip their cleanup; for them a write error is an error.
+fn end_quietly_on_closed_pipe(command: &Command) {
+    let read_only = matches!(
+        command,
+        Command::Selector(_)
+            | Command::Check(_)
+            | Command::Verdict(_)
+            | Command::Explain(_)
+            | Command::Lint(_)
+            | Command::Compile(_)
+            | Command::Trace(_)
+            | Command::Diff(_)
+            | Command::Routes(_)
+            | Command::BirdConfig(_)
+    );
+    if read_only {
+        // SAFETY: called before any other thread exists; restores the default disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    end_quietly_on_closed_pipe(&cli.command);
     let result = match cli.command {
         Command::Selector(a) => cmd_selector::run(a),
         Command::Check(a) => cmd_policy::run_check(a),

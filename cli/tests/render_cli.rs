@@ -184,3 +184,24 @@ fn trace_seed_frontend_to_database() {
     assert_eq!(code, 2);
     assert!(err.contains("ghost"), "{err}");
 }
+
+#[test]
+fn a_closed_pipe_ends_a_read_only_command_quietly() {
+    use std::process::Stdio;
+    // The readable view of a 300-endpoint node is far larger than a pipe buffer, so the
+    // command is still writing when its reader has gone.
+    let case = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../golden/cases/dispatch-300");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brindle"))
+        .args(["compile", case.to_str().unwrap(), "--node", "node1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    const SIGPIPE: i32 = 13;
+    assert_eq!(out.status.signal(), Some(SIGPIPE), "{:?}", out.status);
+}

@@ -128,7 +128,7 @@ type World = (
     Vec<GenRule>,
     bool,
     Vec<Option<usize>>,
-    Option<(usize, bool)>,
+    Option<(usize, usize)>,
 );
 
 const E2H_ACTIONS: [&str; 3] = ["Drop", "Accept", "Return"];
@@ -175,7 +175,8 @@ fn world_s() -> impl Strategy<Value = World> {
         prop::collection::vec(rule_s(), 0..3),
         any::<bool>(),
         prop::collection::vec(prop::option::weighted(0.6, 0usize..APPS.len()), 2),
-        prop::option::of((0usize..E2H_ACTIONS.len(), any::<bool>())),
+        // FelixConfiguration: endpoint-to-host action; failsafes none / plain / with nets.
+        prop::option::of((0usize..E2H_ACTIONS.len(), 0usize..3)),
     )
 }
 
@@ -188,8 +189,11 @@ fn yaml(world: &World) -> String {
             "apiVersion: projectcalico.org/v3\nkind: FelixConfiguration\nmetadata:\n  name: default\nspec:\n  defaultEndpointToHostAction: {}\n",
             E2H_ACTIONS[*action]
         );
-        if *failsafe {
-            y.push_str("  failsafeInboundHostPorts: [{protocol: TCP, port: 5432}]\n  failsafeOutboundHostPorts: [{protocol: UDP, port: 443}]\n");
+        match failsafe {
+            0 => {}
+            1 => y.push_str("  failsafeInboundHostPorts: [{protocol: TCP, port: 5432}]\n  failsafeOutboundHostPorts: [{protocol: UDP, port: 443}]\n"),
+            // Entries limited to a remote network: the source inbound, the destination outbound.
+            _ => y.push_str("  failsafeInboundHostPorts: [{protocol: TCP, port: 5432, net: 10.90.1.0/24}]\n  failsafeOutboundHostPorts: [{protocol: UDP, port: 443, net: 198.51.100.0/24}, {protocol: TCP, port: 22, net: 10.90.2.0/24}]\n"),
         }
         y.push_str("---\n");
     }
@@ -288,7 +292,11 @@ const PROBES: [(Protocol, Option<u16>); 7] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    // 128 worlds in CI; PROPTEST_CASES=N for a deeper run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(128),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn simulator_agrees_with_oracle(world in world_s()) {

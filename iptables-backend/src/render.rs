@@ -296,7 +296,7 @@ impl Renderer<'_> {
                 }
                 chains.insert(
                     "cali-failsafe-out".into(),
-                    failsafe(&self.ir.settings.failsafe_outbound, "destination"),
+                    failsafe(&self.ir.settings.failsafe_outbound, false),
                 );
             }
             Table::Nat => {
@@ -411,11 +411,11 @@ impl Renderer<'_> {
         chains.insert("cali-cidr-block".into(), vec![]);
         chains.insert(
             "cali-failsafe-in".into(),
-            failsafe(&self.ir.settings.failsafe_inbound, "destination"),
+            failsafe(&self.ir.settings.failsafe_inbound, true),
         );
         chains.insert(
             "cali-failsafe-out".into(),
-            failsafe(&self.ir.settings.failsafe_outbound, "destination"),
+            failsafe(&self.ir.settings.failsafe_outbound, false),
         );
     }
 
@@ -798,13 +798,20 @@ impl LogContext<'_> {
     }
 }
 
-fn failsafe(entries: &[ProtoPort], dir: &str) -> Vec<Rb> {
+/// A failsafe chain: `inbound` entries match a remote `net` as source, outbound ones as
+/// destination (felix-iptables.md §1.6).
+fn failsafe(entries: &[ProtoPort], inbound: bool) -> Vec<Rb> {
     entries
         .iter()
         .map(|e| {
+            let net = match e.net {
+                Some(n) if inbound => format!(" --source {n}"),
+                Some(n) => format!(" --destination {n}"),
+                None => String::new(),
+            };
             rb(
                 format!(
-                    "-p {} -m multiport --{dir}-ports {}",
+                    "-p {} -m multiport --destination-ports {}{net}",
                     e.protocol.iptables_name(),
                     e.port
                 ),

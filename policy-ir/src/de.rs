@@ -37,10 +37,10 @@ impl de::Error for DeError {
 }
 
 impl DeError {
-    fn at(mut self, path: &str, loc: Loc) -> Self {
+    fn at(mut self, path: Path<'_>, loc: Loc) -> Self {
         if self.loc.is_none() {
             self.loc = Some(loc);
-            self.path = Some(path.to_string());
+            self.path = Some(path.render());
         }
         self
     }
@@ -60,8 +60,11 @@ pub struct Ctx {
     /// When false, unknown fields are ignored silently (Kubernetes Pods and Namespaces carry many
     /// fields Brindle does not use).
     pub strict: bool,
+    /// When true, `locations` is filled (costly: one path string per node). Otherwise ask the
+    /// tree ([`Node::locate`]) for the few places needed.
+    pub record: bool,
     pub issues: RefCell<Vec<SoftIssue>>,
-    /// Where each field path was found (`spec.ingress[0].source.selector` → 12:17).
+    /// Where each field path was found (`spec.ingress[0].source.selector` → 12:17), if `record`.
     pub locations: RefCell<HashMap<String, Loc>>,
 }
 
@@ -72,33 +75,69 @@ impl Ctx {
             ..Default::default()
         }
     }
+
+    /// A context that also records the location of every field path it visits.
+    pub fn recording(strict: bool) -> Ctx {
+        Ctx {
+            strict,
+            record: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// Deserialises `T` from `node`, whose field path is `path` (empty for a document root).
 pub fn from_node<'a, T: Deserialize<'a>>(
-    node: &'a Node,
+    node: &'a Node<'a>,
     path: &str,
     ctx: &Ctx,
 ) -> Result<T, DeError> {
     T::deserialize(NodeDe {
         node,
-        path: path.to_string(),
+        path: Path::Root(path),
         ctx,
     })
 }
 
-pub struct NodeDe<'a, 'c> {
-    node: &'a Node,
-    path: String,
-    ctx: &'c Ctx,
+/// A field path, kept as a chain of borrowed segments on the stack while descending and turned
+/// into text only when needed (an error, an unknown field, a recording context).
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root(&'p str),
+    Key(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
 }
 
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+impl Path<'_> {
+    fn render(&self) -> String {
+        let mut s = String::new();
+        self.write(&mut s);
+        s
     }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Path::Root(p) => out.push_str(p),
+            Path::Key(parent, key) => {
+                parent.write(out);
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Path::Index(parent, i) => {
+                use std::fmt::Write;
+                parent.write(out);
+                let _ = write!(out, "[{i}]");
+            }
+        }
+    }
+}
+
+pub struct NodeDe<'a, 'p, 'c> {
+    node: &'a Node<'a>,
+    path: Path<'p>,
+    ctx: &'c Ctx,
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -127,18 +166,21 @@ pub fn did_you_mean<'x>(word: &str, candidates: &[&'x str]) -> Option<&'x str> {
         .map(|(_, c)| c)
 }
 
-impl<'a, 'c> NodeDe<'a, 'c> {
+impl<'a> NodeDe<'a, '_, '_> {
+    #[inline]
     fn record(&self) {
-        self.ctx
-            .locations
-            .borrow_mut()
-            .insert(self.path.clone(), self.node.loc);
+        if self.ctx.record {
+            self.ctx
+                .locations
+                .borrow_mut()
+                .insert(self.path.render(), self.node.loc);
+        }
     }
 
     fn err(&self, msg: String) -> DeError {
         DeError {
             message: msg,
-            path: Some(self.path.clone()),
+            path: Some(self.path.render()),
             loc: Some(self.node.loc),
         }
     }
@@ -157,6 +199,17 @@ impl<'a, 'c> NodeDe<'a, 'c> {
         t.parse::<T>()
             .map_err(|_| self.err(format!("expected {what}, found {s:?}")))
     }
+
+    fn map_entries(&self) -> Result<&'a [(Node<'a>, Node<'a>)], DeError> {
+        match &self.node.value {
+            Value::Map(entries) => Ok(entries),
+            _ if self.node.is_null() => Ok(&[]),
+            _ => Err(self.err(format!(
+                "expected a mapping, found {}",
+                self.node.kind_name()
+            ))),
+        }
+    }
 }
 
 macro_rules! de_num {
@@ -164,26 +217,26 @@ macro_rules! de_num {
         fn $name<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
             self.record();
             let n: $ty = self.parse_num($what)?;
-            let (p, l) = (self.path.clone(), self.node.loc);
-            v.$visit(n).map_err(|e: DeError| e.at(&p, l))
+            let (p, l) = (self.path, self.node.loc);
+            v.$visit(n).map_err(|e: DeError| e.at(p, l))
         }
     };
 }
 
-impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
+impl<'de, 'a: 'de> de::Deserializer<'de> for NodeDe<'a, '_, '_> {
     type Error = DeError;
 
     fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         self.record();
-        let (p, l) = (self.path.clone(), self.node.loc);
+        let (p, l) = (self.path, self.node.loc);
         let r = match &self.node.value {
             Value::Scalar { text, plain } => {
                 if *plain {
                     if self.node.is_null() {
                         v.visit_unit()
-                    } else if matches!(text.as_str(), "true" | "True" | "TRUE") {
+                    } else if matches!(&**text, "true" | "True" | "TRUE") {
                         v.visit_bool(true)
-                    } else if matches!(text.as_str(), "false" | "False" | "FALSE") {
+                    } else if matches!(&**text, "false" | "False" | "FALSE") {
                         v.visit_bool(false)
                     } else if let Ok(n) = text.parse::<u64>() {
                         v.visit_u64(n)
@@ -204,7 +257,7 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
             Value::Seq(_) => return self.deserialize_seq(v),
             Value::Map(_) => return self.deserialize_map(v),
         };
-        r.map_err(|e: DeError| e.at(&p, l))
+        r.map_err(|e: DeError| e.at(p, l))
     }
 
     fn deserialize_bool<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
@@ -215,8 +268,8 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
             "false" | "False" | "FALSE" => false,
             _ => return Err(self.err(format!("expected true or false, found {s:?}"))),
         };
-        let (p, l) = (self.path.clone(), self.node.loc);
-        v.visit_bool(b).map_err(|e: DeError| e.at(&p, l))
+        let (p, l) = (self.path, self.node.loc);
+        v.visit_bool(b).map_err(|e: DeError| e.at(p, l))
     }
 
     de_num!(deserialize_u8, u8, visit_u8, "an integer 0..=255");
@@ -233,8 +286,8 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
     fn deserialize_str<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         self.record();
         let s = self.scalar("a string")?;
-        let (p, l) = (self.path.clone(), self.node.loc);
-        v.visit_borrowed_str(s).map_err(|e: DeError| e.at(&p, l))
+        let (p, l) = (self.path, self.node.loc);
+        v.visit_borrowed_str(s).map_err(|e: DeError| e.at(p, l))
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
@@ -277,24 +330,18 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         self.record();
-        let (p, l) = (self.path.clone(), self.node.loc);
-        match &self.node.value {
-            Value::Seq(items) => v
-                .visit_seq(SeqDe {
-                    items: items.iter().enumerate(),
-                    path: self.path.clone(),
-                    ctx: self.ctx,
-                })
-                .map_err(|e: DeError| e.at(&p, l)),
-            _ if self.node.is_null() => v
-                .visit_seq(SeqDe {
-                    items: [].iter().enumerate(),
-                    path: self.path.clone(),
-                    ctx: self.ctx,
-                })
-                .map_err(|e: DeError| e.at(&p, l)),
-            _ => Err(self.err(format!("expected a list, found {}", self.node.kind_name()))),
-        }
+        let (p, l) = (self.path, self.node.loc);
+        let items: &'a [Node<'a>] = match &self.node.value {
+            Value::Seq(items) => items,
+            _ if self.node.is_null() => &[],
+            _ => return Err(self.err(format!("expected a list, found {}", self.node.kind_name()))),
+        };
+        v.visit_seq(SeqDe {
+            items: items.iter().enumerate(),
+            path: self.path,
+            ctx: self.ctx,
+        })
+        .map_err(|e: DeError| e.at(p, l))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, v: V) -> Result<V::Value, DeError> {
@@ -312,29 +359,17 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, DeError> {
         self.record();
-        let (p, l) = (self.path.clone(), self.node.loc);
-        match &self.node.value {
-            Value::Map(entries) => v
-                .visit_map(MapDe {
-                    entries: entries.iter().collect::<Vec<_>>().into_iter(),
-                    value: None,
-                    path: self.path.clone(),
-                    ctx: self.ctx,
-                })
-                .map_err(|e: DeError| e.at(&p, l)),
-            _ if self.node.is_null() => v
-                .visit_map(MapDe {
-                    entries: Vec::new().into_iter(),
-                    value: None,
-                    path: self.path.clone(),
-                    ctx: self.ctx,
-                })
-                .map_err(|e: DeError| e.at(&p, l)),
-            _ => Err(self.err(format!(
-                "expected a mapping, found {}",
-                self.node.kind_name()
-            ))),
-        }
+        let (p, l) = (self.path, self.node.loc);
+        let entries = self.map_entries()?;
+        v.visit_map(MapDe {
+            entries: entries.iter(),
+            fields: None,
+            record: self.ctx.record,
+            value: None,
+            path: self.path,
+            ctx: self.ctx,
+        })
+        .map_err(|e: DeError| e.at(p, l))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -344,23 +379,14 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
         v: V,
     ) -> Result<V::Value, DeError> {
         self.record();
-        let (p, l) = (self.path.clone(), self.node.loc);
-        let entries: Vec<&'a (Node, Node)> = match &self.node.value {
-            Value::Map(entries) => entries.iter().collect(),
-            _ if self.node.is_null() => Vec::new(),
-            _ => {
-                return Err(self.err(format!(
-                    "expected a mapping, found {}",
-                    self.node.kind_name()
-                )))
-            }
-        };
-        let mut kept = Vec::with_capacity(entries.len());
-        for e in entries {
-            let key = e.0.as_str().unwrap_or("");
-            if fields.contains(&key) {
-                kept.push(e);
-            } else if self.ctx.strict {
+        let (p, l) = (self.path, self.node.loc);
+        let entries = self.map_entries()?;
+        if self.ctx.strict {
+            for (k, _) in entries {
+                let key = k.as_str().unwrap_or("");
+                if fields.contains(&key) {
+                    continue;
+                }
                 let hint = match did_you_mean(key, fields) {
                     Some(c) => format!(" (did you mean `{c}`?)"),
                     None => {
@@ -370,19 +396,21 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
                     }
                 };
                 self.ctx.issues.borrow_mut().push(SoftIssue {
-                    path: join(&self.path, key),
-                    loc: e.0.loc,
+                    path: Path::Key(&self.path, key).render(),
+                    loc: k.loc,
                     message: format!("unknown field `{key}`{hint}"),
                 });
             }
         }
         v.visit_map(MapDe {
-            entries: kept.into_iter(),
+            entries: entries.iter(),
+            fields: Some(fields),
+            record: self.ctx.record,
             value: None,
-            path: self.path.clone(),
+            path: self.path,
             ctx: self.ctx,
         })
-        .map_err(|e: DeError| e.at(&p, l))
+        .map_err(|e: DeError| e.at(p, l))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -392,11 +420,11 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
         v: V,
     ) -> Result<V::Value, DeError> {
         self.record();
-        let (p, l) = (self.path.clone(), self.node.loc);
+        let (p, l) = (self.path, self.node.loc);
         match &self.node.value {
             Value::Scalar { text, .. } => v
-                .visit_enum(text.as_str().into_deserializer())
-                .map_err(|e: DeError| e.at(&p, l)),
+                .visit_enum((&**text).into_deserializer())
+                .map_err(|e: DeError| e.at(p, l)),
             _ => Err(self.err(format!(
                 "expected one of the names, found {}",
                 self.node.kind_name()
@@ -429,13 +457,13 @@ impl<'de, 'a: 'de, 'c> de::Deserializer<'de> for NodeDe<'a, 'c> {
     }
 }
 
-struct SeqDe<'a, 'c, I: Iterator<Item = (usize, &'a Node)>> {
-    items: I,
-    path: String,
+struct SeqDe<'a, 'p, 'c> {
+    items: std::iter::Enumerate<std::slice::Iter<'a, Node<'a>>>,
+    path: Path<'p>,
     ctx: &'c Ctx,
 }
 
-impl<'de, 'a: 'de, 'c, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for SeqDe<'a, 'c, I> {
+impl<'de, 'a: 'de> SeqAccess<'de> for SeqDe<'a, '_, '_> {
     type Error = DeError;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(
@@ -447,7 +475,7 @@ impl<'de, 'a: 'de, 'c, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for
             Some((i, node)) => seed
                 .deserialize(NodeDe {
                     node,
-                    path: format!("{}[{i}]", self.path),
+                    path: Path::Index(&self.path, i),
                     ctx: self.ctx,
                 })
                 .map(Some),
@@ -455,44 +483,54 @@ impl<'de, 'a: 'de, 'c, I: Iterator<Item = (usize, &'a Node)>> SeqAccess<'de> for
     }
 }
 
-struct MapDe<'a, 'c> {
-    entries: std::vec::IntoIter<&'a (Node, Node)>,
-    value: Option<(&'a Node, String)>,
-    path: String,
+struct MapDe<'a, 'p, 'c> {
+    entries: std::slice::Iter<'a, (Node<'a>, Node<'a>)>,
+    /// A struct's fields: other keys are skipped (and were reported as unknown). Skipping
+    /// matters only for non-scalar keys and for a recording context: a derived struct ignores
+    /// unknown names itself.
+    fields: Option<&'static [&'static str]>,
+    record: bool,
+    value: Option<(&'a Node<'a>, &'a str)>,
+    path: Path<'p>,
     ctx: &'c Ctx,
 }
 
-impl<'de, 'a: 'de, 'c> MapAccess<'de> for MapDe<'a, 'c> {
+impl<'de, 'a: 'de> MapAccess<'de> for MapDe<'a, '_, '_> {
     type Error = DeError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, DeError> {
-        match self.entries.next() {
-            None => Ok(None),
-            Some((k, val)) => {
-                let key = k.as_str().unwrap_or("").to_string();
-                let path = join(&self.path, &key);
-                self.value = Some((val, path.clone()));
-                seed.deserialize(NodeDe {
+        for (k, val) in self.entries.by_ref() {
+            let key = match k.as_str() {
+                Some(key) => key,
+                None if self.fields.is_some() => continue,
+                None => "",
+            };
+            if self.record && self.fields.is_some_and(|f| !f.contains(&key)) {
+                continue;
+            }
+            self.value = Some((val, key));
+            return seed
+                .deserialize(NodeDe {
                     node: k,
-                    path,
+                    path: Path::Key(&self.path, key),
                     ctx: self.ctx,
                 })
-                .map(Some)
-            }
+                .map(Some);
         }
+        Ok(None)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
-        let (node, path) = self
+        let (node, key) = self
             .value
             .take()
             .ok_or_else(|| de::Error::custom("value without key"))?;
         seed.deserialize(NodeDe {
             node,
-            path,
+            path: Path::Key(&self.path, key),
             ctx: self.ctx,
         })
     }

@@ -57,7 +57,11 @@ pub struct DataplaneSettings {
 impl Default for DataplaneSettings {
     fn default() -> Self {
         use Protocol::{Tcp, Udp};
-        let pp = |protocol, port| ProtoPort { protocol, port };
+        let pp = |protocol, port| ProtoPort {
+            protocol,
+            port,
+            net: None,
+        };
         DataplaneSettings {
             interface_prefixes: vec!["cali".to_string()],
             failsafe_inbound: vec![
@@ -96,6 +100,9 @@ impl Default for DataplaneSettings {
 pub struct ProtoPort {
     pub protocol: Protocol,
     pub port: u16,
+    /// Only for this remote network (source inbound, destination outbound); any if `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<Ipv4Net>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

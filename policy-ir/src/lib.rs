@@ -12,6 +12,7 @@
 pub mod de;
 pub mod error;
 pub mod ir;
+pub mod json;
 pub mod k8s;
 pub mod labels;
 pub mod lint;

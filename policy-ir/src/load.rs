@@ -11,7 +11,7 @@ use crate::de::{did_you_mean, from_node, Ctx};
 use crate::error::{Diagnostic, PolicyIrError};
 use crate::resources::{self as r, ObjectMeta, Origin, Resources};
 use crate::validate::Checker;
-use crate::yaml::{parse_documents, Loc, Node, Value};
+use crate::yaml::{parse_documents, Loc, Node, SyntaxError, Value};
 use crate::{k8s, v1};
 
 #[derive(Deserialize)]
@@ -19,14 +19,34 @@ use crate::{k8s, v1};
 struct Doc<M, S> {
     #[serde(default)]
     #[allow(dead_code)]
-    api_version: String,
+    api_version: AnyStr,
     #[serde(default)]
     #[allow(dead_code)]
-    kind: String,
+    kind: AnyStr,
     #[serde(default)]
     metadata: M,
     #[serde(default)]
     spec: S,
+}
+
+/// A field that must be a string but is not kept (read without copying it).
+#[derive(Default)]
+struct AnyStr;
+
+impl<'de> Deserialize<'de> for AnyStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = AnyStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<AnyStr, E> {
+                Ok(AnyStr)
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -85,14 +105,32 @@ const V1_KINDS: &[&str] = &[
 const K8S_KINDS: &[&str] = &["Namespace", "Pod"];
 
 /// A reference to check once everything is loaded.
+/// (Kept compact: there is one per endpoint and policy, and only the unresolved ones are
+/// reported.)
 struct Reference {
-    file: String,
+    /// Index in `Loader::files`.
+    file: u32,
     loc: Loc,
-    resource: String,
-    field: String,
-    /// "Profile" or "Tier".
-    kind: &'static str,
-    name: String,
+    /// Index in `Loader::ref_labels`: the resource.
+    resource: u32,
+    /// `None`: `spec.tier`; `Some(i)`: `spec.profiles[i]`.
+    profile_index: Option<u32>,
+    /// The referenced name: `Loader::ref_names[name.0..name.1]`.
+    name: (u32, u32),
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<crate::labels::Fnv>>;
+
+/// Where a resource was first defined (for duplicate reports).
+struct SeenEntry {
+    /// `Loader::seen_keys[key.0..key.1]`.
+    key: (u32, u32),
+    /// Index in `Loader::files`.
+    file: u32,
+    line: u32,
+    column: u32,
+    /// The next entry whose key has the same hash (`u32::MAX`: none).
+    next: u32,
 }
 
 /// Collects resources and diagnostics over several files.
@@ -100,8 +138,26 @@ struct Reference {
 pub struct Loader {
     pub resources: Resources,
     pub diagnostics: Vec<Diagnostic>,
+    /// Names of the files added so far (the last one is the current file).
+    files: Vec<String>,
     references: Vec<Reference>,
-    seen: HashMap<(String, Option<String>, String), Origin>,
+    /// Labels of the resources that have references (`ref_label_text[a..b]` for each
+    /// `(a, b)`); `ref_label` is the current resource's.
+    ref_labels: Vec<(u32, u32)>,
+    ref_label_text: String,
+    ref_label: Option<u32>,
+    /// The referenced names, one after the other (no lookups while loading: the names are
+    /// checked once, in `finish`).
+    ref_names: String,
+    /// Resources defined so far, for duplicates: each key is `kind \0 len(namespace) \0
+    /// namespace name` (`kind \0 - \0 name` without a namespace), kept in `seen_keys`; `seen`
+    /// maps a key's hash to its newest entry in `seen_entries`, which chain entries with the
+    /// same hash.
+    seen: FastMap<u64, u32>,
+    seen_entries: Vec<SeenEntry>,
+    seen_keys: String,
+    /// Scratch for building a key.
+    key: String,
 }
 
 fn io_err(p: &Path, e: std::io::Error) -> PolicyIrError {
@@ -150,6 +206,11 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Resources, PolicyIrError> {
     loader.finish()
 }
 
+fn is_json_file(file: &str) -> bool {
+    let b = file.as_bytes();
+    b.len() >= 5 && b[b.len() - 5..].eq_ignore_ascii_case(b".json")
+}
+
 fn raw_str<'a>(node: &'a Node, path: &[&str]) -> Option<&'a str> {
     let mut n = node;
     for p in path {
@@ -163,25 +224,61 @@ impl Loader {
         Loader::default()
     }
 
-    /// Adds every resource of one file's text.
+    /// Adds every resource of one file's text. A `*.json` file is read by the JSON reader, one
+    /// resource at a time for a list; one that is not strict JSON is read as YAML, as before.
     pub fn add_text(&mut self, file: &str, text: &str) {
+        let json_error = if is_json_file(file) {
+            match crate::json::scan(text) {
+                Ok(shape) => return self.add_json(file, text, shape),
+                Err(e) => Some(e),
+            }
+        } else {
+            None
+        };
         let docs = match parse_documents(text) {
             Ok(d) => d,
             Err(e) => {
-                self.diagnostics.push(Diagnostic {
-                    file: file.to_string(),
-                    line: e.loc.line,
-                    column: e.loc.column,
-                    resource: String::new(),
-                    field: String::new(),
-                    message: format!("invalid YAML/JSON: {}", e.message),
-                });
+                let (e, what) = match json_error {
+                    Some(j) => (j, "JSON"),
+                    None => (e, "YAML/JSON"),
+                };
+                self.syntax_error(file, e, what);
                 return;
             }
         };
-        for doc in &docs {
-            self.add_document(file, doc);
+        // Each tree is dropped once its resources are converted.
+        for doc in docs {
+            self.add_document(file, &doc);
         }
+    }
+
+    fn add_json(&mut self, file: &str, text: &str, shape: crate::json::Shape) {
+        use crate::json::Shape;
+        let r = match shape {
+            Shape::Empty => Ok(()),
+            Shape::Array | Shape::List => {
+                crate::json::for_each_item(text, |item| self.add_resource(file, &item))
+            }
+            Shape::Other => crate::json::parse(text).map(|doc| match doc {
+                Some(doc) if !doc.is_null() => self.add_document(file, &doc),
+                _ => {}
+            }),
+        };
+        if let Err(e) = r {
+            // Not reached: `scan` accepted the text.
+            self.syntax_error(file, e, "JSON");
+        }
+    }
+
+    fn syntax_error(&mut self, file: &str, e: SyntaxError, what: &str) {
+        self.diagnostics.push(Diagnostic {
+            file: file.to_string(),
+            line: e.loc.line,
+            column: e.loc.column,
+            resource: String::new(),
+            field: String::new(),
+            message: format!("invalid {what}: {}", e.message),
+        });
     }
 
     fn add_document(&mut self, file: &str, doc: &Node) {
@@ -242,8 +339,9 @@ impl Loader {
             );
             return;
         }
-        let api = raw_str(node, &["apiVersion"]).unwrap_or("").to_string();
-        let Some(kind) = raw_str(node, &["kind"]).map(str::to_string) else {
+        self.ref_label = None;
+        let api = raw_str(node, &["apiVersion"]).unwrap_or("");
+        let Some(kind) = raw_str(node, &["kind"]) else {
             self.diag(file, node.loc, "", "kind", "missing field `kind`");
             return;
         };
@@ -260,17 +358,17 @@ impl Loader {
             line: node.loc.line,
             column: node.loc.column,
         };
-        let family = match api.as_str() {
+        let family = match api {
             "projectcalico.org/v3" => "v3",
-            "v1" if V1_KINDS.contains(&kind.as_str()) => "v1",
-            "v1" if K8S_KINDS.contains(&kind.as_str()) => "k8s",
+            "v1" if V1_KINDS.contains(&kind) => "v1",
+            "v1" if K8S_KINDS.contains(&kind) => "k8s",
             "networking.k8s.io/v1" if kind == "NetworkPolicy" => "k8s",
-            "" if V3_KINDS.contains(&kind.as_str()) => "v3",
-            "" if V1_KINDS.contains(&kind.as_str()) => "v1",
+            "" if V3_KINDS.contains(&kind) => "v3",
+            "" if V1_KINDS.contains(&kind) => "v1",
             _ => "",
         };
         let known = match family {
-            "v3" => V3_KINDS.contains(&kind.as_str()),
+            "v3" => V3_KINDS.contains(&kind),
             "" => false,
             _ => true,
         };
@@ -281,7 +379,7 @@ impl Loader {
                 .chain(K8S_KINDS)
                 .copied()
                 .collect();
-            let hint = did_you_mean(&kind, &all)
+            let hint = did_you_mean(kind, &all)
                 .map(|c| format!(" (did you mean `{c}`?)"))
                 .unwrap_or_default();
             let loc = node.get("kind").map(|k| k.loc).unwrap_or(node.loc);
@@ -295,11 +393,13 @@ impl Loader {
             return;
         }
         let strict = !(family == "k8s" && kind != "NetworkPolicy");
-        let ctx = Ctx::new(strict);
-        let key = ROUTING_KINDS
-            .contains(&kind.as_str())
-            .then(|| origin.to_string());
-        let res = self.convert(file, node, family, &kind, &label, &ctx, origin);
+        let key = ROUTING_KINDS.contains(&kind).then(|| origin.to_string());
+        let ctx = if key.is_some() {
+            Ctx::recording(strict)
+        } else {
+            Ctx::new(strict)
+        };
+        let res = self.convert(file, node, family, kind, &label, &ctx, origin);
         if let Some(key) = key {
             let locs = ctx.locations.borrow();
             let m = locs
@@ -318,25 +418,72 @@ impl Loader {
         }
     }
 
+    fn file_id(&mut self, file: &str) -> u32 {
+        if self.files.last().map(String::as_str) != Some(file) {
+            self.files.push(file.to_string());
+        }
+        (self.files.len() - 1) as u32
+    }
+
     fn check_dup(
         &mut self,
         kind: &str,
         meta: &ObjectMeta,
         origin: &Origin,
         label: &str,
-        loc: &HashMap<String, Loc>,
+        node: &Node,
     ) {
-        let key = (kind.to_string(), meta.namespace.clone(), meta.name.clone());
-        if let Some(first) = self.seen.get(&key) {
-            let l = loc.get("metadata.name").copied().unwrap_or(Loc {
+        use std::hash::BuildHasher;
+        let ns = meta.namespace.as_deref();
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.push_str(kind);
+        key.push('\0');
+        match ns {
+            Some(ns) => {
+                use std::fmt::Write;
+                let _ = write!(key, "{}\0{ns}", ns.len());
+            }
+            None => key.push_str("-\0"),
+        }
+        key.push_str(&meta.name);
+        let hash = std::hash::BuildHasherDefault::<crate::labels::Fnv>::default().hash_one(&key);
+        let head = self.seen.get(&hash).copied();
+        let mut at = head.unwrap_or(u32::MAX);
+        let mut first = None;
+        while let Some(e) = self.seen_entries.get(at as usize) {
+            if self.seen_keys[e.key.0 as usize..e.key.1 as usize] == key {
+                first = Some(e);
+                break;
+            }
+            at = e.next;
+        }
+        if let Some(first) = first {
+            let first = Origin {
+                file: self.files[first.file as usize].clone(),
+                line: first.line,
+                column: first.column,
+            };
+            let l = node.locate("metadata.name").unwrap_or(Loc {
                 line: origin.line,
                 column: origin.column,
             });
             let msg = format!("duplicate name: already defined at {first}");
             self.diag(&origin.file, l, label, "metadata.name", msg);
         } else {
-            self.seen.insert(key, origin.clone());
+            let file = self.file_id(&origin.file);
+            let start = self.seen_keys.len() as u32;
+            self.seen_keys.push_str(&key);
+            self.seen_entries.push(SeenEntry {
+                key: (start, self.seen_keys.len() as u32),
+                file,
+                line: origin.line,
+                column: origin.column,
+                next: head.unwrap_or(u32::MAX),
+            });
+            self.seen.insert(hash, (self.seen_entries.len() - 1) as u32);
         }
+        self.key = key;
         if meta.name.is_empty() {
             self.diag(
                 &origin.file,
@@ -351,26 +498,49 @@ impl Loader {
         }
     }
 
+    /// Records that the resource refers to Tier `name` (`profile_index` `None`, at `spec.tier`)
+    /// or to Profile `name` (at `spec.profiles[i]`), checked by `finish`.
     fn reference(
         &mut self,
         origin: &Origin,
-        loc: &HashMap<String, Loc>,
+        node: &Node,
         label: &str,
-        field: String,
-        kind: &'static str,
+        profile_index: Option<usize>,
         name: &str,
     ) {
-        let l = loc.get(&field).copied().unwrap_or(Loc {
+        let loc = match profile_index {
+            None => node.locate("spec.tier"),
+            Some(i) => node
+                .find("spec.profiles")
+                .and_then(|p| p.item(i))
+                .map(|n| n.loc),
+        };
+        let loc = loc.unwrap_or(Loc {
             line: origin.line,
             column: origin.column,
         });
+        let resource = match self.ref_label {
+            Some(id) => id,
+            None => {
+                let start = self.ref_label_text.len() as u32;
+                self.ref_label_text.push_str(label);
+                let end = self.ref_label_text.len() as u32;
+                self.ref_labels.push((start, end));
+                let id = (self.ref_labels.len() - 1) as u32;
+                self.ref_label = Some(id);
+                id
+            }
+        };
+        let start = self.ref_names.len() as u32;
+        self.ref_names.push_str(name);
+        let name = (start, self.ref_names.len() as u32);
+        let file = self.file_id(&origin.file);
         self.references.push(Reference {
-            file: origin.file.clone(),
-            loc: l,
-            resource: label.to_string(),
-            field,
-            kind,
-            name: name.to_string(),
+            file,
+            loc,
+            resource,
+            profile_index: profile_index.map(|i| i as u32),
+            name,
         });
     }
 
@@ -398,9 +568,9 @@ impl Loader {
             () => {
                 Checker {
                     file,
-                    resource: label.to_string(),
+                    resource: label,
                     root,
-                    locations: &ctx.locations.borrow(),
+                    node,
                     out: &mut diags,
                 }
             };
@@ -416,7 +586,7 @@ impl Loader {
                         );
                     }
                 }
-                self.check_dup(kind, &metadata, &origin, label, &ctx.locations.borrow());
+                self.check_dup(kind, &metadata, &origin, label, node);
                 self.resources.tiers.push(r::Tier {
                     metadata,
                     spec,
@@ -455,14 +625,13 @@ impl Loader {
                     c.rules("spec.ingress", &p.spec.ingress);
                     c.rules("spec.egress", &p.spec.egress);
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("GlobalNetworkPolicy", &p.metadata, &origin, label, &l);
+                self.check_dup("GlobalNetworkPolicy", &p.metadata, &origin, label, node);
                 let tier = if p.spec.tier.is_empty() {
                     "default".to_string()
                 } else {
                     p.spec.tier.clone()
                 };
-                self.reference(&origin, &l, label, "spec.tier".into(), "Tier", &tier);
+                self.reference(&origin, node, label, None, &tier);
                 self.resources.global_network_policies.push(p);
             }
             ("v3", "NetworkPolicy") => {
@@ -485,14 +654,13 @@ impl Loader {
                     c.rules("spec.ingress", &p.spec.ingress);
                     c.rules("spec.egress", &p.spec.egress);
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
+                self.check_dup("NetworkPolicy", &p.metadata, &origin, label, node);
                 let tier = if p.spec.tier.is_empty() {
                     "default".to_string()
                 } else {
                     p.spec.tier.clone()
                 };
-                self.reference(&origin, &l, label, "spec.tier".into(), "Tier", &tier);
+                self.reference(&origin, node, label, None, &tier);
                 self.resources.network_policies.push(p);
             }
             ("k8s", "NetworkPolicy") => {
@@ -503,8 +671,7 @@ impl Loader {
                 }
                 let mut p = k8s::network_policy(metadata, spec);
                 p.origin = origin.clone();
-                let l = ctx.locations.borrow();
-                self.check_dup("NetworkPolicy", &p.metadata, &origin, label, &l);
+                self.check_dup("NetworkPolicy", &p.metadata, &origin, label, node);
                 self.resources.network_policies.push(p);
             }
             ("v3", "Profile") | ("v1", "profile") => {
@@ -526,8 +693,7 @@ impl Loader {
                     c.rules("spec.ingress", &p.spec.ingress);
                     c.rules("spec.egress", &p.spec.egress);
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("Profile", &p.metadata, &origin, label, &l);
+                self.check_dup("Profile", &p.metadata, &origin, label, node);
                 self.resources.profiles.push(p);
             }
             ("v3", "WorkloadEndpoint") | ("v1", "workloadEndpoint") | ("k8s", "Pod") => {
@@ -564,9 +730,7 @@ impl Loader {
                     } else {
                         "spec.ipNetworks"
                     };
-                    for (i, n) in w.spec.ip_networks.iter().enumerate() {
-                        c.net(&format!("{f}[{i}]"), n);
-                    }
+                    c.nets(f, &w.spec.ip_networks);
                     c.endpoint_ports("spec.ports", &w.spec.ports);
                     if w.spec.node.is_empty() && family != "k8s" {
                         let f = if family == "v1" {
@@ -577,18 +741,10 @@ impl Loader {
                         c.error(f, "missing node");
                     }
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("WorkloadEndpoint", &w.metadata, &origin, label, &l);
+                self.check_dup("WorkloadEndpoint", &w.metadata, &origin, label, node);
                 if family != "k8s" {
                     for (i, p) in w.spec.profiles.iter().enumerate() {
-                        self.reference(
-                            &origin,
-                            &l,
-                            label,
-                            format!("spec.profiles[{i}]"),
-                            "Profile",
-                            p,
-                        );
+                        self.reference(&origin, node, label, Some(i), p);
                     }
                 }
                 self.resources.workload_endpoints.push(w);
@@ -609,25 +765,15 @@ impl Loader {
                 };
                 {
                     let mut c = checker!();
-                    for (i, n) in h.spec.expected_ips.iter().enumerate() {
-                        c.net(&format!("spec.expectedIPs[{i}]"), n);
-                    }
+                    c.nets("spec.expectedIPs", &h.spec.expected_ips);
                     c.endpoint_ports("spec.ports", &h.spec.ports);
                     if h.spec.interface_name.is_empty() && h.spec.expected_ips.is_empty() {
                         c.error("spec", "a host endpoint needs interfaceName or expectedIPs");
                     }
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("HostEndpoint", &h.metadata, &origin, label, &l);
+                self.check_dup("HostEndpoint", &h.metadata, &origin, label, node);
                 for (i, p) in h.spec.profiles.iter().enumerate() {
-                    self.reference(
-                        &origin,
-                        &l,
-                        label,
-                        format!("spec.profiles[{i}]"),
-                        "Profile",
-                        p,
-                    );
+                    self.reference(&origin, node, label, Some(i), p);
                 }
                 self.resources.host_endpoints.push(h);
             }
@@ -635,15 +781,12 @@ impl Loader {
                 let (mut metadata, spec): (ObjectMeta, r::NetworkSetSpec) = doc(node, ctx)?;
                 {
                     let mut c = checker!();
-                    for (i, n) in spec.nets.iter().enumerate() {
-                        c.net(&format!("spec.nets[{i}]"), n);
-                    }
+                    c.nets("spec.nets", &spec.nets);
                 }
-                let l = ctx.locations.borrow();
                 if kind == "NetworkSet" && metadata.namespace.is_none() {
                     metadata.namespace = Some("default".into());
                 }
-                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.check_dup(kind, &metadata, &origin, label, node);
                 if kind == "NetworkSet" {
                     self.resources.network_sets.push(r::NetworkSet {
                         metadata,
@@ -729,8 +872,7 @@ impl Loader {
                         c.selector("spec.nodeSelector", &p.spec.node_selector);
                     }
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("IPPool", &p.metadata, &origin, label, &l);
+                self.check_dup("IPPool", &p.metadata, &origin, label, node);
                 self.resources.ip_pools.push(p);
             }
             ("v3", "Node") | ("v1", "node") => {
@@ -758,8 +900,7 @@ impl Loader {
                         }
                     }
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("Node", &n.metadata, &origin, label, &l);
+                self.check_dup("Node", &n.metadata, &origin, label, node);
                 self.resources.nodes.push(n);
             }
             ("v3", "BGPPeer") | ("v1", "bgpPeer") => {
@@ -792,14 +933,12 @@ impl Loader {
                         }
                     }
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup("BGPPeer", &p.metadata, &origin, label, &l);
+                self.check_dup("BGPPeer", &p.metadata, &origin, label, node);
                 self.resources.bgp_peers.push(p);
             }
             ("v3", "BGPConfiguration") => {
                 let (metadata, spec) = doc(node, ctx)?;
-                let l = ctx.locations.borrow();
-                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.check_dup(kind, &metadata, &origin, label, node);
                 self.resources.bgp_configurations.push(r::BgpConfiguration {
                     metadata,
                     spec,
@@ -812,8 +951,7 @@ impl Loader {
                     let mut c = checker!();
                     c.net("spec.cidr", &spec.cidr);
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.check_dup(kind, &metadata, &origin, label, node);
                 self.resources.block_affinities.push(r::BlockAffinity {
                     metadata,
                     spec,
@@ -821,9 +959,9 @@ impl Loader {
                 });
             }
             ("v3", "FelixConfiguration") => {
-                let (metadata, spec) = doc(node, ctx)?;
-                let l = ctx.locations.borrow();
-                self.check_dup(kind, &metadata, &origin, label, &l);
+                let (metadata, spec): (ObjectMeta, r::FelixConfigurationSpec) = doc(node, ctx)?;
+                checker!().felix_configuration(&spec);
+                self.check_dup(kind, &metadata, &origin, label, node);
                 self.resources
                     .felix_configurations
                     .push(r::FelixConfiguration {
@@ -834,8 +972,7 @@ impl Loader {
             }
             ("k8s", "Namespace") => {
                 let d: Doc<ObjectMeta, serde::de::IgnoredAny> = from_node(node, "", ctx)?;
-                let l = ctx.locations.borrow();
-                self.check_dup(kind, &d.metadata, &origin, label, &l);
+                self.check_dup(kind, &d.metadata, &origin, label, node);
                 self.resources.namespaces.push(r::Namespace {
                     metadata: d.metadata,
                     origin,
@@ -843,8 +980,7 @@ impl Loader {
             }
             ("v3", "IPAMConfig") | ("v3", "IPAMConfiguration") => {
                 let (metadata, spec) = doc(node, ctx)?;
-                let l = ctx.locations.borrow();
-                self.check_dup("IPAMConfig", &metadata, &origin, label, &l);
+                self.check_dup("IPAMConfig", &metadata, &origin, label, node);
                 self.resources.ipam_configs.push(r::IpamConfig {
                     metadata,
                     spec,
@@ -857,8 +993,7 @@ impl Loader {
                     let mut c = checker!();
                     c.net("spec.cidr", &spec.cidr);
                 }
-                let l = ctx.locations.borrow();
-                self.check_dup(kind, &metadata, &origin, label, &l);
+                self.check_dup(kind, &metadata, &origin, label, node);
                 self.resources.ipam_blocks.push(r::IpamBlock {
                     metadata,
                     spec,
@@ -888,25 +1023,35 @@ impl Loader {
             .map(|t| t.metadata.name.as_str())
             .collect();
         tiers.extend(["default", "kube-admin", "kube-baseline"]);
+        // Hash sets for the checks (the sorted sets give the hints).
+        type FastSet<'a> =
+            std::collections::HashSet<&'a str, std::hash::BuildHasherDefault<crate::labels::Fnv>>;
+        let tier_set: FastSet = tiers.iter().copied().collect();
+        let profile_set: FastSet = profiles.iter().copied().collect();
         for r in &self.references {
-            let (set, all): (&BTreeSet<&str>, Vec<&str>) = match r.kind {
-                "Profile" => (&profiles, profiles.iter().copied().collect()),
-                _ => (&tiers, tiers.iter().copied().collect()),
+            let name = &self.ref_names[r.name.0 as usize..r.name.1 as usize];
+            let (kind, set, ok) = match r.profile_index {
+                None => ("Tier", &tiers, tier_set.contains(name)),
+                Some(_) => ("Profile", &profiles, profile_set.contains(name)),
             };
-            if !set.contains(r.name.as_str()) {
-                let hint = did_you_mean(&r.name, &all)
+            if !ok {
+                let all: Vec<&str> = set.iter().copied().collect();
+                let hint = did_you_mean(name, &all)
                     .map(|c| format!(" (did you mean {c:?}?)"))
                     .unwrap_or_default();
                 self.diagnostics.push(Diagnostic {
-                    file: r.file.clone(),
+                    file: self.files[r.file as usize].clone(),
                     line: r.loc.line,
                     column: r.loc.column,
-                    resource: r.resource.clone(),
-                    field: r.field.clone(),
-                    message: format!(
-                        "references {} {:?}, which is not defined{hint}",
-                        r.kind, r.name
-                    ),
+                    resource: {
+                        let (a, b) = self.ref_labels[r.resource as usize];
+                        self.ref_label_text[a as usize..b as usize].to_string()
+                    },
+                    field: match r.profile_index {
+                        None => "spec.tier".to_string(),
+                        Some(i) => format!("spec.profiles[{i}]"),
+                    },
+                    message: format!("references {kind} {name:?}, which is not defined{hint}"),
                 });
             }
         }
@@ -929,22 +1074,27 @@ pub fn add_implied(res: &mut Resources) {
         .iter()
         .map(|n| n.metadata.name.clone())
         .collect();
-    let needed: Vec<String> = res
-        .workload_endpoints
-        .iter()
-        .filter(|w| w.spec.orchestrator == "k8s")
-        .filter_map(|w| w.metadata.namespace.clone())
-        .collect();
-    for ns in needed {
-        if known.insert(ns.clone()) {
-            res.namespaces.push(r::Namespace {
-                metadata: ObjectMeta {
-                    name: ns,
-                    ..Default::default()
-                },
-                origin: Origin::default(),
-            });
+    // Namespaces in order of first use; each name is compared, not copied, per endpoint.
+    let mut needed: Vec<String> = Vec::new();
+    for w in &res.workload_endpoints {
+        if w.spec.orchestrator != "k8s" {
+            continue;
         }
+        if let Some(ns) = &w.metadata.namespace {
+            if !known.contains(ns.as_str()) {
+                known.insert(ns.clone());
+                needed.push(ns.clone());
+            }
+        }
+    }
+    for ns in needed {
+        res.namespaces.push(r::Namespace {
+            metadata: ObjectMeta {
+                name: ns,
+                ..Default::default()
+            },
+            origin: Origin::default(),
+        });
     }
     let have: BTreeSet<String> = res
         .profiles

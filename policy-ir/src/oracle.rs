@@ -438,12 +438,27 @@ impl Model {
         s.kind == a && d.kind == b && s.node.is_some() && s.node == d.node
     }
 
-    /// The failsafe entry of `list` the packet's protocol and destination port hit, if any.
-    fn failsafe_hit(list: &[ProtoPort], pk: &Packet) -> Option<ProtoPort> {
+    /// The failsafe entry of `list` the packet's protocol and destination port hit, if any;
+    /// `remote` is the far end (the source inbound, the destination outbound), which an
+    /// entry's `net` must contain.
+    fn failsafe_hit(list: &[ProtoPort], pk: &Packet, remote: Ipv4Addr) -> Option<ProtoPort> {
         let port = pk.dst_port.filter(|_| pk.protocol.has_ports())?;
         list.iter()
-            .find(|f| f.protocol == pk.protocol && f.port == port)
+            .find(|f| {
+                f.protocol == pk.protocol
+                    && f.port == port
+                    && f.net.is_none_or(|n| n.contains(&remote))
+            })
             .copied()
+    }
+
+    fn failsafe_text(direction: &str, f: &ProtoPort) -> String {
+        let net = f.net.map(|n| format!(" from/to {n}")).unwrap_or_default();
+        format!(
+            "failsafe {direction} port {}:{}{net}",
+            f.protocol.iptables_name(),
+            f.port
+        )
     }
 
     fn host_verdict(
@@ -487,12 +502,8 @@ impl Model {
             );
         }
         let settings = self.settings(e.node.as_deref().unwrap_or_default());
-        let f = Self::failsafe_hit(&settings.failsafe_outbound, pk)?;
-        let rule = format!(
-            "failsafe outbound port {}:{}",
-            f.protocol.iptables_name(),
-            f.port
-        );
+        let f = Self::failsafe_hit(&settings.failsafe_outbound, pk, pk.dst)?;
+        let rule = Self::failsafe_text("outbound", &f);
         let reason = format!("Allow: {rule} (FelixConfiguration failsafeOutboundHostPorts), whatever the host endpoint's egress policy says");
         Some(self.host_verdict(id, Verdict::Allow, DecidedBy::Failsafe, Some(rule), reason))
     }
@@ -540,12 +551,8 @@ impl Model {
                 reason,
             ));
         }
-        let f = Self::failsafe_hit(&settings.failsafe_inbound, pk)?;
-        let rule = format!(
-            "failsafe inbound port {}:{}",
-            f.protocol.iptables_name(),
-            f.port
-        );
+        let f = Self::failsafe_hit(&settings.failsafe_inbound, pk, pk.src)?;
+        let rule = Self::failsafe_text("inbound", &f);
         let reason = format!("Allow: {rule} (FelixConfiguration failsafeInboundHostPorts), whatever the host endpoint's ingress policy says");
         Some(self.host_verdict(id, Verdict::Allow, DecidedBy::Failsafe, Some(rule), reason))
     }

@@ -8,7 +8,6 @@ use selector_lang::{make_unique_id, Selector};
 
 use crate::ir::*;
 use crate::model::{Direction, EntityKind, Model, Rule, Side};
-use crate::validate::parse_protocol;
 
 /// The named-port set ID: `MakeUniqueID("n", selUID + "," + proto + "," + name)`.
 pub fn named_port_set_id(sel_uid: &str, proto: Protocol, name: &str) -> String {
@@ -183,19 +182,22 @@ impl Model {
                     .filter(|x| !x.is_empty())
                     .collect();
             }
+            // Loading rejected bad protocols and nets; an IPv6 net makes an entry IPv6-only,
+            // so it has no IPv4 rule.
             let conv = |l: &Vec<crate::resources::ProtoPortSpec>| {
                 l.iter()
                     .filter_map(|p| {
-                        let proto = parse_protocol(&crate::resources::IntOrString::Str(
-                            if p.protocol.is_empty() {
-                                "tcp".into()
-                            } else {
-                                p.protocol.clone()
+                        let net = match p.net.as_str() {
+                            "" => None,
+                            n => match crate::validate::parse_net(n).ok()? {
+                                ipnet::IpNet::V4(v4) => Some(v4.trunc()),
+                                ipnet::IpNet::V6(_) => return None,
                             },
-                        ))?;
+                        };
                         Some(ProtoPort {
-                            protocol: proto,
+                            protocol: crate::validate::parse_failsafe_protocol(&p.protocol)?,
                             port: p.port,
+                            net,
                         })
                     })
                     .collect::<Vec<_>>()
@@ -207,11 +209,10 @@ impl Model {
                 s.failsafe_outbound = conv(l);
             }
             if let Some(a) = &c.default_endpoint_to_host_action {
-                s.default_endpoint_to_host_action = match a.as_str() {
-                    "Accept" | "ACCEPT" => EndpointToHostAction::Accept,
-                    "Return" | "RETURN" => EndpointToHostAction::Return,
-                    _ => EndpointToHostAction::Drop,
-                };
+                // Loading rejected anything else.
+                if let Some(a) = crate::validate::parse_endpoint_to_host_action(a) {
+                    s.default_endpoint_to_host_action = a;
+                }
             }
             if let Some(p) = &c.log_prefix {
                 s.log_prefix = p.clone();

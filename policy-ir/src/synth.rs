@@ -320,57 +320,66 @@ pub fn generate(p: &Params) -> Resources {
     res
 }
 
-fn item<T: serde::Serialize>(api: &str, kind: &str, r: &T) -> serde_json::Value {
+/// Appends `r` as one JSON object with `apiVersion` and `kind` (keys in serde_json's map order).
+fn item<T: serde::Serialize>(out: &mut Vec<u8>, api: &str, kind: &str, r: &T) {
     let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
     if let Some(o) = v.as_object_mut() {
         o.insert("apiVersion".into(), api.into());
         o.insert("kind".into(), kind.into());
     }
-    v
+    if out.last() != Some(&b'[') {
+        out.push(b',');
+    }
+    serde_json::to_writer(&mut *out, &v).expect("serialising to memory");
 }
 
 /// The resources as one JSON `List` document that [`crate::load`] reads back (Kubernetes
 /// namespaces as `v1` Namespaces, everything else in v3 form; `kns.` profiles are implied).
+/// Written item by item (the same text as `json!({"apiVersion", "items", "kind"})` gives),
+/// so no JSON tree of the whole cluster is built.
 pub fn to_json_list(res: &Resources) -> String {
     const V3: &str = "projectcalico.org/v3";
-    let mut items = Vec::new();
-    items.extend(res.namespaces.iter().map(|n| item("v1", "Namespace", n)));
-    items.extend(res.tiers.iter().map(|x| item(V3, "Tier", x)));
-    items.extend(
-        res.global_network_policies
-            .iter()
-            .map(|x| item(V3, "GlobalNetworkPolicy", x)),
-    );
-    items.extend(
-        res.network_policies
-            .iter()
-            .map(|x| item(V3, "NetworkPolicy", x)),
-    );
-    items.extend(
-        res.profiles
-            .iter()
-            .filter(|p| !p.metadata.name.starts_with("kns."))
-            .map(|x| item(V3, "Profile", x)),
-    );
-    items.extend(
-        res.workload_endpoints
-            .iter()
-            .map(|x| item(V3, "WorkloadEndpoint", x)),
-    );
-    items.extend(
-        res.host_endpoints
-            .iter()
-            .map(|x| item(V3, "HostEndpoint", x)),
-    );
-    items.extend(
-        res.global_network_sets
-            .iter()
-            .map(|x| item(V3, "GlobalNetworkSet", x)),
-    );
-    items.extend(res.network_sets.iter().map(|x| item(V3, "NetworkSet", x)));
-    items.extend(res.ip_pools.iter().map(|x| item(V3, "IPPool", x)));
-    items.extend(res.nodes.iter().map(|x| item(V3, "Node", x)));
-    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string()
+    let mut out = Vec::new();
+    out.extend_from_slice(br#"{"apiVersion":"v1","items":["#);
+    for n in &res.namespaces {
+        item(&mut out, "v1", "Namespace", n);
+    }
+    for x in &res.tiers {
+        item(&mut out, V3, "Tier", x);
+    }
+    for x in &res.global_network_policies {
+        item(&mut out, V3, "GlobalNetworkPolicy", x);
+    }
+    for x in &res.network_policies {
+        item(&mut out, V3, "NetworkPolicy", x);
+    }
+    for x in res
+        .profiles
+        .iter()
+        .filter(|p| !p.metadata.name.starts_with("kns."))
+    {
+        item(&mut out, V3, "Profile", x);
+    }
+    for x in &res.workload_endpoints {
+        item(&mut out, V3, "WorkloadEndpoint", x);
+    }
+    for x in &res.host_endpoints {
+        item(&mut out, V3, "HostEndpoint", x);
+    }
+    for x in &res.global_network_sets {
+        item(&mut out, V3, "GlobalNetworkSet", x);
+    }
+    for x in &res.network_sets {
+        item(&mut out, V3, "NetworkSet", x);
+    }
+    for x in &res.ip_pools {
+        item(&mut out, V3, "IPPool", x);
+    }
+    for x in &res.nodes {
+        item(&mut out, V3, "Node", x);
+    }
+    out.extend_from_slice(br#"],"kind":"List"}"#);
+    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 #[cfg(test)]

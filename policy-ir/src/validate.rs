@@ -1,11 +1,9 @@
 //! Field checks shared by loading (which reports) and resolution (which relies on them).
 
-use std::collections::HashMap;
-
 use crate::error::Diagnostic;
-use crate::ir::{PortRange, Protocol, RuleAction};
-use crate::resources::{EndpointPort, EntityRule, IntOrString, Rule};
-use crate::yaml::Loc;
+use crate::ir::{EndpointToHostAction, PortRange, Protocol, RuleAction};
+use crate::resources::{EndpointPort, EntityRule, FelixConfigurationSpec, IntOrString, Rule};
+use crate::yaml::{Loc, Node};
 
 /// Parses a selector with selector-lang. The single place policy-ir calls the parser.
 pub fn parse_selector(s: &str) -> Result<selector_lang::Selector, String> {
@@ -28,19 +26,47 @@ pub fn parse_protocol(p: &IntOrString) -> Option<Protocol> {
             .ok()
             .filter(|n| *n >= 1)
             .map(Protocol::from_number),
-        IntOrString::Str(s) => match s.to_ascii_lowercase().as_str() {
-            "tcp" => Some(Protocol::Tcp),
-            "udp" => Some(Protocol::Udp),
-            "sctp" => Some(Protocol::Sctp),
-            "icmp" => Some(Protocol::Icmp),
-            "udplite" => Some(Protocol::UdpLite),
-            "icmpv6" => Some(Protocol::Number(58)),
-            other => other
-                .parse::<u8>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .map(Protocol::from_number),
-        },
+        IntOrString::Str(s) => {
+            let is = |name: &str| s.eq_ignore_ascii_case(name);
+            if is("tcp") {
+                Some(Protocol::Tcp)
+            } else if is("udp") {
+                Some(Protocol::Udp)
+            } else if is("sctp") {
+                Some(Protocol::Sctp)
+            } else if is("icmp") {
+                Some(Protocol::Icmp)
+            } else if is("udplite") {
+                Some(Protocol::UdpLite)
+            } else if is("icmpv6") {
+                Some(Protocol::Number(58))
+            } else {
+                s.parse::<u8>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .map(Protocol::from_number)
+            }
+        }
+    }
+}
+
+/// FelixConfiguration `defaultEndpointToHostAction` (Calico's spelling, or Felix's upper case).
+pub fn parse_endpoint_to_host_action(s: &str) -> Option<EndpointToHostAction> {
+    match s {
+        "Drop" | "DROP" => Some(EndpointToHostAction::Drop),
+        "Accept" | "ACCEPT" => Some(EndpointToHostAction::Accept),
+        "Return" | "RETURN" => Some(EndpointToHostAction::Return),
+        _ => None,
+    }
+}
+
+/// The protocol of a failsafe port entry: TCP (the default), UDP or SCTP, any case.
+pub fn parse_failsafe_protocol(s: &str) -> Option<Protocol> {
+    match s.to_ascii_lowercase().as_str() {
+        "" | "tcp" => Some(Protocol::Tcp),
+        "udp" => Some(Protocol::Udp),
+        "sctp" => Some(Protocol::Sctp),
+        _ => None,
     }
 }
 
@@ -108,9 +134,10 @@ pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
 /// Collects diagnostics for one resource.
 pub struct Checker<'a> {
     pub file: &'a str,
-    pub resource: String,
+    pub resource: &'a str,
     pub root: Loc,
-    pub locations: &'a HashMap<String, Loc>,
+    /// The resource's tree, where field paths are looked up (only when reporting).
+    pub node: &'a Node<'a>,
     pub out: &'a mut Vec<Diagnostic>,
 }
 
@@ -119,8 +146,8 @@ impl Checker<'_> {
     pub fn loc(&self, path: &str) -> Loc {
         let mut p = path;
         loop {
-            if let Some(l) = self.locations.get(p) {
-                return *l;
+            if let Some(l) = self.node.locate(p) {
+                return l;
             }
             match p.rfind(['.', '[']) {
                 Some(i) => p = &p[..i],
@@ -135,7 +162,7 @@ impl Checker<'_> {
             file: self.file.to_string(),
             line: loc.line,
             column: loc.column,
-            resource: self.resource.clone(),
+            resource: self.resource.to_string(),
             field: path.to_string(),
             message: message.into(),
         });
@@ -150,6 +177,15 @@ impl Checker<'_> {
     pub fn net(&mut self, path: &str, s: &str) {
         if let Err(m) = parse_net(s) {
             self.error(path, m);
+        }
+    }
+
+    /// Each of `nets`, reported as `path[i]` (the path is only formatted for an error).
+    pub fn nets(&mut self, path: &str, nets: &[String]) {
+        for (i, n) in nets.iter().enumerate() {
+            if let Err(m) = parse_net(n) {
+                self.error(&format!("{path}[{i}]"), m);
+            }
         }
     }
 
@@ -232,11 +268,11 @@ impl Checker<'_> {
     }
 
     fn entity(&mut self, path: &str, e: &EntityRule) {
-        for (i, n) in e.nets.iter().enumerate() {
-            self.net(&format!("{path}.nets[{i}]"), n);
+        if !e.nets.is_empty() {
+            self.nets(&format!("{path}.nets"), &e.nets);
         }
-        for (i, n) in e.not_nets.iter().enumerate() {
-            self.net(&format!("{path}.notNets[{i}]"), n);
+        if !e.not_nets.is_empty() {
+            self.nets(&format!("{path}.notNets"), &e.not_nets);
         }
         for (f, s) in [
             ("selector", &e.selector),
@@ -279,6 +315,43 @@ impl Checker<'_> {
                     &format!("{path}[{i}].protocol"),
                     "a named port needs protocol TCP, UDP or SCTP",
                 );
+            }
+        }
+    }
+
+    /// FelixConfiguration fields the backends use.
+    pub fn felix_configuration(&mut self, spec: &FelixConfigurationSpec) {
+        if let Some(a) = &spec.default_endpoint_to_host_action {
+            if parse_endpoint_to_host_action(a).is_none() {
+                self.error(
+                    "spec.defaultEndpointToHostAction",
+                    format!("unknown action {a:?}; expected Drop, Accept or Return"),
+                );
+            }
+        }
+        for (field, list) in [
+            (
+                "spec.failsafeInboundHostPorts",
+                &spec.failsafe_inbound_host_ports,
+            ),
+            (
+                "spec.failsafeOutboundHostPorts",
+                &spec.failsafe_outbound_host_ports,
+            ),
+        ] {
+            for (i, p) in list.iter().flatten().enumerate() {
+                if parse_failsafe_protocol(&p.protocol).is_none() {
+                    self.error(
+                        &format!("{field}[{i}].protocol"),
+                        format!(
+                            "unknown protocol {:?}; expected TCP, UDP or SCTP",
+                            p.protocol
+                        ),
+                    );
+                }
+                if !p.net.is_empty() {
+                    self.net(&format!("{field}[{i}].net"), &p.net);
+                }
             }
         }
     }

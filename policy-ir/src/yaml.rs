@@ -1,7 +1,9 @@
-//! A YAML/JSON document tree that keeps every node's line and column, built from the event
-//! stream of serde-saphyr's parser (`serde_saphyr::granit_parser`). JSON is read as YAML (flow
-//! style), so one reader serves both.
+//! A YAML document tree that keeps every node's line and column, built from the event
+//! stream of serde-saphyr's parser (`serde_saphyr::granit_parser`). `*.json` files are read by
+//! [`crate::json`] into the same tree (falling back to this reader when they are not strict
+//! JSON, since JSON used to be read as YAML flow style).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -21,25 +23,26 @@ impl fmt::Display for Loc {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Node {
+pub struct Node<'t> {
     pub loc: Loc,
-    pub value: Value,
+    pub value: Value<'t>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A scalar; `plain` is false for quoted and block scalars (which are always strings).
+pub enum Value<'t> {
+    /// A scalar; `plain` is false for quoted and block scalars (which are always strings). The
+    /// text borrows from the source where it can.
     Scalar {
-        text: String,
+        text: Cow<'t, str>,
         plain: bool,
     },
-    Seq(Vec<Node>),
-    Map(Vec<(Node, Node)>),
+    Seq(Vec<Node<'t>>),
+    Map(Vec<(Node<'t>, Node<'t>)>),
 }
 
-impl Node {
+impl<'t> Node<'t> {
     pub fn is_null(&self) -> bool {
-        matches!(&self.value, Value::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+        matches!(&self.value, Value::Scalar { text, plain: true } if matches!(&**text, "" | "~" | "null" | "Null" | "NULL"))
     }
 
     pub fn as_str(&self) -> Option<&str> {
@@ -50,12 +53,55 @@ impl Node {
     }
 
     /// The value of key `key` in a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub fn get(&self, key: &str) -> Option<&Node<'t>> {
         match &self.value {
             Value::Map(entries) => entries
                 .iter()
                 .find(|(k, _)| k.as_str() == Some(key))
                 .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The location of the node at field path `path` below this one (`spec.ingress[0].action`;
+    /// empty = this node), see [`Node::find`].
+    pub fn locate(&self, path: &str) -> Option<Loc> {
+        self.find(path).map(|n| n.loc)
+    }
+
+    /// The node at field path `path` below this one (empty = this node). Keys may contain dots
+    /// (`metadata.labels.example.com/x`); a key that occurs twice resolves to its last
+    /// occurrence, the one deserialisation keeps.
+    pub fn find(&self, path: &str) -> Option<&Node<'t>> {
+        if path.is_empty() {
+            return Some(self);
+        }
+        if let Some(rest) = path.strip_prefix('[') {
+            let close = rest.find(']')?;
+            let i: usize = rest[..close].parse().ok()?;
+            return self.item(i)?.find_rest(&rest[close + 1..]);
+        }
+        let Value::Map(entries) = &self.value else {
+            return None;
+        };
+        entries.iter().rev().find_map(|(k, v)| {
+            let after = path.strip_prefix(k.as_str()?)?;
+            if after.is_empty() || after.starts_with(['.', '[']) {
+                v.find_rest(after)
+            } else {
+                None
+            }
+        })
+    }
+
+    fn find_rest(&self, after: &str) -> Option<&Node<'t>> {
+        self.find(after.strip_prefix('.').unwrap_or(after))
+    }
+
+    /// Item `i` of a sequence.
+    pub fn item(&self, i: usize) -> Option<&Node<'t>> {
+        match &self.value {
+            Value::Seq(items) => items.get(i),
             _ => None,
         }
     }
@@ -85,20 +131,20 @@ fn loc_of(m: &serde_saphyr::granit_parser::Marker) -> Loc {
 }
 
 /// Parses every document of a YAML (or JSON) stream. Empty documents are skipped.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
+pub fn parse_documents<'t>(text: &'t str) -> Result<Vec<Node<'t>>, SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     let mut docs = Vec::new();
     // Stack of open collections: (start loc, anchor, items or map entries, pending key).
-    enum Open {
-        Seq(Loc, usize, Vec<Node>),
-        Map(Loc, usize, Vec<(Node, Node)>, Option<Node>),
+    enum Open<'t> {
+        Seq(Loc, usize, Vec<Node<'t>>),
+        Map(Loc, usize, Vec<(Node<'t>, Node<'t>)>, Option<Node<'t>>),
     }
-    let mut stack: Vec<Open> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut stack: Vec<Open<'t>> = Vec::new();
+    let mut anchors: HashMap<usize, Node<'t>> = HashMap::new();
     let mut depth_guard = 0usize;
 
     // Places a finished node into its parent, or returns it when it is a document root.
-    fn place(stack: &mut [Open], node: Node) -> Option<Node> {
+    fn place<'t>(stack: &mut [Open<'t>], node: Node<'t>) -> Option<Node<'t>> {
         match stack.last_mut() {
             None => Some(node),
             Some(Open::Seq(_, _, items)) => {
@@ -115,14 +161,14 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
         }
     }
 
-    let mut root: Option<Node> = None;
+    let mut root: Option<Node<'t>> = None;
     while let Some(ev) = parser.next_event() {
         let (event, span) = ev.map_err(|e| SyntaxError {
             loc: loc_of(e.marker()),
             message: e.info().to_string(),
         })?;
         let loc = loc_of(&span.start);
-        let finished: Option<Node> = match event {
+        let finished: Option<Node<'t>> = match event {
             Event::StreamStart => None,
             Event::StreamEnd => break,
             Event::DocumentStart(..) => {
@@ -155,7 +201,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
                 let node = Node {
                     loc,
                     value: Value::Scalar {
-                        text: text.into_owned(),
+                        text,
                         plain: matches!(style, ScalarStyle::Plain),
                     },
                 };

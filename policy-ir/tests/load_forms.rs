@@ -145,3 +145,59 @@ fn syntax_errors_and_non_resources_are_located() {
         "{text}"
     );
 }
+
+#[test]
+fn felix_configuration_values_are_checked() {
+    let text = "apiVersion: projectcalico.org/v3
+kind: FelixConfiguration
+metadata:
+  name: default
+spec:
+  defaultEndpointToHostAction: accept
+  failsafeInboundHostPorts:
+  - {protocol: TCP, port: 22, net: 10.0.0.0/33}
+  - {protocol: ICMP, port: 1}
+";
+    let err = Model::load_str("felix.yaml", text).err().unwrap();
+    let text = err.to_string();
+    for want in [
+        "felix.yaml:6:32: FelixConfiguration \"default\" spec.defaultEndpointToHostAction: unknown action \"accept\"; expected Drop, Accept or Return",
+        "felix.yaml:8:36: FelixConfiguration \"default\" spec.failsafeInboundHostPorts[0].net:",
+        "felix.yaml:9:16: FelixConfiguration \"default\" spec.failsafeInboundHostPorts[1].protocol: unknown protocol \"ICMP\"; expected TCP, UDP or SCTP",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert_eq!(err.diagnostics().len(), 3, "{text}");
+}
+
+#[test]
+fn failsafe_nets_reach_the_ir() {
+    let m = Model::load_str(
+        "felix.yaml",
+        "apiVersion: projectcalico.org/v3
+kind: FelixConfiguration
+metadata:
+  name: default
+spec:
+  defaultEndpointToHostAction: Return
+  failsafeInboundHostPorts:
+  - {protocol: tcp, port: 22, net: 10.1.2.3/16}
+  - {port: 2222, net: \"2001:db8::/32\"}
+  failsafeOutboundHostPorts:
+  - {protocol: UDP, port: 53}
+",
+    )
+    .unwrap();
+    let s = m.settings("any-node");
+    assert_eq!(
+        s.default_endpoint_to_host_action,
+        policy_ir::ir::EndpointToHostAction::Return
+    );
+    // The IPv6-only entry has no IPv4 rule; nets are truncated to their network.
+    assert_eq!(s.failsafe_inbound.len(), 1);
+    assert_eq!(
+        s.failsafe_inbound[0].net,
+        Some("10.1.0.0/16".parse().unwrap())
+    );
+    assert_eq!(s.failsafe_outbound[0].net, None);
+}

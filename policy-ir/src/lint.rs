@@ -171,7 +171,8 @@ fn shadowed(
             .iter()
             .find(|w| w.action != RuleAction::Log && rule_covers(w, r))
         {
-            out.push(Finding {
+            out.push(placed(
+                Finding {
                 file: origin.file.clone(),
                 line: origin.line,
                 column: origin.column,
@@ -186,9 +187,18 @@ fn shadowed(
                     w.index,
                     w.text
                 ),
-            });
+            },
+            origin,
+            ));
         }
     }
+}
+
+/// `f` placed at its field in `origin` (the rule, selector or ports it is about) when the
+/// loader recorded that position, else at the resource.
+fn placed(mut f: Finding, origin: &Origin) -> Finding {
+    (f.line, f.column) = origin.position(&f.field);
+    f
 }
 
 /// Runs every check; findings sorted by place.
@@ -212,18 +222,25 @@ pub fn lint(model: &Model) -> Vec<Finding> {
             for (side, s) in [("source", &r.src), ("destination", &r.dst)] {
                 if let Some(sel) = &s.selector {
                     if model.index.members(sel.uid()).is_empty() {
-                        out.push(Finding {
-                            file: origin.file.clone(),
-                            line: origin.line,
-                            column: origin.column,
-                            kind: FindingKind::SelectorMatchesNothing,
-                            resource: resource.to_string(),
-                            field: format!("spec.{}[{}].{side}.selector", dir_name(dir), r.index),
-                            message: format!(
-                                "selector {} matches no endpoint or network set",
-                                sel.canonical()
-                            ),
-                        });
+                        out.push(placed(
+                            Finding {
+                                file: origin.file.clone(),
+                                line: origin.line,
+                                column: origin.column,
+                                kind: FindingKind::SelectorMatchesNothing,
+                                resource: resource.to_string(),
+                                field: format!(
+                                    "spec.{}[{}].{side}.selector",
+                                    dir_name(dir),
+                                    r.index
+                                ),
+                                message: format!(
+                                    "selector {} matches no endpoint or network set",
+                                    sel.canonical()
+                                ),
+                            },
+                            origin,
+                        ));
                     }
                 }
                 for n in s.named_ports.iter().chain(&s.not_named_ports) {
@@ -232,20 +249,23 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                         None => named_ports.iter().any(|(x, _)| x == n),
                     };
                     if !known {
-                        out.push(Finding {
-                            file: origin.file.clone(),
-                            line: origin.line,
-                            column: origin.column,
-                            kind: FindingKind::UnknownNamedPort,
-                            resource: resource.to_string(),
-                            field: format!("spec.{}[{}].{side}.ports", dir_name(dir), r.index),
-                            message: format!(
-                                "named port {n:?}{} is defined by no endpoint",
-                                r.protocol
-                                    .map(|p| format!(" ({})", p.iptables_name()))
-                                    .unwrap_or_default()
-                            ),
-                        });
+                        out.push(placed(
+                            Finding {
+                                file: origin.file.clone(),
+                                line: origin.line,
+                                column: origin.column,
+                                kind: FindingKind::UnknownNamedPort,
+                                resource: resource.to_string(),
+                                field: format!("spec.{}[{}].{side}.ports", dir_name(dir), r.index),
+                                message: format!(
+                                    "named port {n:?}{} is defined by no endpoint",
+                                    r.protocol
+                                        .map(|p| format!(" ({})", p.iptables_name()))
+                                        .unwrap_or_default()
+                                ),
+                            },
+                            origin,
+                        ));
                     }
                 }
             }
@@ -268,18 +288,21 @@ pub fn lint(model: &Model) -> Vec<Finding> {
             .into_iter()
             .any(endpoint)
         {
-            out.push(Finding {
-                file: p.origin.file.clone(),
-                line: p.origin.line,
-                column: p.origin.column,
-                kind: FindingKind::PolicySelectsNothing,
-                resource: resource.clone(),
-                field: "spec.selector".into(),
-                message: format!(
-                    "the policy selects no endpoint ({})",
-                    p.selector.canonical()
-                ),
-            });
+            out.push(placed(
+                Finding {
+                    file: p.origin.file.clone(),
+                    line: p.origin.line,
+                    column: p.origin.column,
+                    kind: FindingKind::PolicySelectsNothing,
+                    resource: resource.clone(),
+                    field: "spec.selector".into(),
+                    message: format!(
+                        "the policy selects no endpoint ({})",
+                        p.selector.canonical()
+                    ),
+                },
+                &p.origin,
+            ));
         }
     }
 
@@ -320,7 +343,8 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                     .iter()
                     .map(|i| model.entities[*i].id.to_string())
                     .collect();
-                out.push(Finding {
+                out.push(placed(
+                    Finding {
                     file: prof.origin.file.clone(),
                     line: prof.origin.line,
                     column: prof.origin.column,
@@ -333,7 +357,9 @@ pub fn lint(model: &Model) -> Vec<Finding> {
                         deciders.into_iter().collect::<Vec<_>>().join(", "),
                         names.join(", ")
                     ),
-                });
+                },
+                &prof.origin,
+                ));
             }
         }
     }

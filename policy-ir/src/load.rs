@@ -14,6 +14,44 @@ use crate::validate::Checker;
 use crate::yaml::{parse_documents, Loc, Node, SyntaxError, Value};
 use crate::{k8s, v1};
 
+/// Kinds whose rules lint points at (v3, v1 and Kubernetes spellings).
+const RULE_KINDS: &[&str] = &[
+    "GlobalNetworkPolicy",
+    "NetworkPolicy",
+    "Profile",
+    "policy",
+    "profile",
+];
+
+/// Positions of each rule of `spec.ingress` / `spec.egress` and of its selectors and ports.
+fn rule_positions(node: &Node) -> Vec<(String, u32, u32)> {
+    let mut out = Vec::new();
+    if let Some(n) = node.find("spec.selector") {
+        out.push(("spec.selector".to_string(), n.loc.line, n.loc.column));
+    }
+    for dir in ["ingress", "egress"] {
+        let Some(list) = node.find(&format!("spec.{dir}")) else {
+            continue;
+        };
+        let Value::Seq(rules) = &list.value else {
+            continue;
+        };
+        out.push((format!("spec.{dir}"), list.loc.line, list.loc.column));
+        for (i, rule) in rules.iter().enumerate() {
+            let path = format!("spec.{dir}[{i}]");
+            out.push((path.clone(), rule.loc.line, rule.loc.column));
+            for side in ["source", "destination"] {
+                for field in ["selector", "ports", "notPorts", "nets", "notNets"] {
+                    if let Some(n) = rule.get(side).and_then(|s| s.get(field)) {
+                        out.push((format!("{path}.{side}.{field}"), n.loc.line, n.loc.column));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Doc<M, S> {
@@ -357,6 +395,11 @@ impl Loader {
             file: file.to_string(),
             line: node.loc.line,
             column: node.loc.column,
+            fields: if RULE_KINDS.contains(&kind) {
+                rule_positions(node)
+            } else {
+                Vec::new()
+            },
         };
         let family = match api {
             "projectcalico.org/v3" => "v3",
@@ -463,6 +506,7 @@ impl Loader {
                 file: self.files[first.file as usize].clone(),
                 line: first.line,
                 column: first.column,
+                fields: Vec::new(),
             };
             let l = node.locate("metadata.name").unwrap_or(Loc {
                 line: origin.line,

@@ -111,6 +111,26 @@ pub struct Origin {
     pub file: String,
     pub line: u32,
     pub column: u32,
+    /// Positions of fields later reports point at (policy and profile rules and their
+    /// selectors and ports, for lint), as `(field path, line, column)`; empty for other kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(String, u32, u32)>,
+}
+
+impl Origin {
+    /// The `(line, column)` of `path`, or of its nearest recorded parent, or of the document.
+    pub fn position(&self, path: &str) -> (u32, u32) {
+        let mut p = path;
+        loop {
+            if let Some((_, l, c)) = self.fields.iter().find(|(f, _, _)| f == p) {
+                return (*l, *c);
+            }
+            match p.rfind(['.', '[']) {
+                Some(i) => p = &p[..i],
+                None => return (self.line, self.column),
+            }
+        }
+    }
 }
 
 impl fmt::Display for Origin {

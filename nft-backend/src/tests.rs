@@ -448,3 +448,87 @@ fn sets_are_renamed_and_aggregated() {
     ));
     assert!(p.contains("add element ip calico cali40s-abc { 0.0.0.0/1, 192.168.1.1 }\n"));
 }
+
+#[test]
+fn port_lists_become_shared_named_sets() {
+    let rule = |matches: &str| Rule {
+        hash: "h".into(),
+        comments: Vec::new(),
+        matches: matches.into(),
+        action: "--jump ACCEPT".into(),
+    };
+    let mut filter = TableRules::default();
+    // Enough rules to be over the threshold; port lists in the first two chains.
+    filter.chains.insert(
+        "cali-filler".into(),
+        (0..SHARED_PORT_SETS_ABOVE)
+            .map(|i| rule(&format!("-p tcp -m multiport --destination-ports {i},9")))
+            .collect(),
+    );
+    filter.chains.insert(
+        "cali-a".into(),
+        vec![
+            rule("-p tcp -m multiport --destination-ports 80,8000:8100"),
+            rule("-p udp -m multiport --destination-ports 53"),
+        ],
+    );
+    filter.chains.insert(
+        "cali-b".into(),
+        vec![
+            rule("-p udp -m multiport --source-ports 80,8000:8100"),
+            rule("-p tcp -m multiport ! --destination-ports 22,443"),
+        ],
+    );
+    let mut rs = Ruleset::default();
+    rs.tables.insert(Table::Filter, filter);
+    let nft = translate_ruleset(&rs).unwrap();
+    let ports: Vec<(&str, &[String])> = nft
+        .sets()
+        .iter()
+        .filter(|s| s.kind == SetKind::Ports && !s.name.ends_with("_9"))
+        .map(|s| (s.name.as_str(), &s.elements[..]))
+        .collect();
+    // One set per distinct list, shared by every rule using it; single ports stay inline.
+    assert_eq!(
+        ports,
+        [
+            (
+                "cali-ports-22_443",
+                &["22".to_string(), "443".to_string()][..]
+            ),
+            (
+                "cali-ports-80_8000-8100",
+                &["80".to_string(), "8000-8100".to_string()][..]
+            ),
+        ]
+    );
+    let bodies: Vec<&str> = nft
+        .chains()
+        .values()
+        .flat_map(|c| c.rules.iter().map(|r| r.body.as_str()))
+        .collect();
+    assert!(bodies.contains(&"meta l4proto tcp tcp dport @cali-ports-80_8000-8100 counter accept"));
+    assert!(bodies.contains(&"meta l4proto udp udp sport @cali-ports-80_8000-8100 counter accept"));
+    assert!(bodies.contains(&"meta l4proto tcp tcp dport != @cali-ports-22_443 counter accept"));
+    assert!(bodies.contains(&"meta l4proto udp udp dport 53 counter accept"));
+    let p = nft.payload();
+    assert!(p.contains(
+        "add set ip calico cali-ports-80_8000-8100 { type inet_service ; flags interval ; }\n\
+         add element ip calico cali-ports-80_8000-8100 { 80, 8000-8100 }\n"
+    ));
+    // Below the threshold the same rules keep Felix's anonymous sets.
+    let mut small = rs.clone();
+    small
+        .tables
+        .get_mut(&Table::Filter)
+        .unwrap()
+        .chains
+        .remove("cali-filler");
+    let nft = translate_ruleset(&small).unwrap();
+    assert!(nft.sets().iter().all(|s| s.kind != SetKind::Ports));
+    assert!(nft
+        .chains()
+        .values()
+        .flat_map(|c| c.rules.iter())
+        .any(|r| r.body == "meta l4proto tcp tcp dport { 80, 8000-8100 } counter accept"));
+}

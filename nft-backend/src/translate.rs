@@ -1,6 +1,7 @@
 //! iptables rule text (as iptables-backend renders it) → nftables rule bodies, and the whole
 //! ruleset → [`NftRuleset`].
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::Ipv4Net;
@@ -147,8 +148,8 @@ fn iface_text(name: &str) -> Result<String, String> {
     })
 }
 
-fn port_list(ranges: &[(u16, u16)]) -> String {
-    let items: Vec<String> = ranges
+fn port_items(ranges: &[(u16, u16)]) -> Vec<String> {
+    ranges
         .iter()
         .map(|(a, b)| {
             if a == b {
@@ -157,11 +158,43 @@ fn port_list(ranges: &[(u16, u16)]) -> String {
                 format!("{a}-{b}")
             }
         })
-        .collect();
-    if items.len() == 1 {
-        items[0].clone()
-    } else {
-        format!("{{ {} }}", items.join(", "))
+        .collect()
+}
+
+/// How port lists of more than one entry are written: Felix's anonymous sets, or (in large
+/// rulesets, see [`SetKind::Ports`]) shared named sets whose name spells the list
+/// (`cali-ports-80_8000-8100`), so the same list is always the same set.
+#[derive(Default)]
+struct PortSets {
+    shared: bool,
+    sets: RefCell<BTreeMap<String, Vec<String>>>,
+}
+
+impl PortSets {
+    /// The match operand for `ranges`: the port, `{ a, b-c }`, or `@` and the list's set.
+    fn operand(&self, ranges: &[(u16, u16)]) -> String {
+        let items = port_items(ranges);
+        if items.len() == 1 {
+            return items[0].clone();
+        }
+        if !self.shared {
+            return format!("{{ {} }}", items.join(", "));
+        }
+        let name = format!("cali-ports-{}", items.join("_"));
+        self.sets.borrow_mut().entry(name.clone()).or_insert(items);
+        format!("@{name}")
+    }
+
+    fn into_sets(self) -> impl Iterator<Item = NftSet> {
+        self.sets
+            .into_inner()
+            .into_iter()
+            .map(|(name, elements)| NftSet {
+                name,
+                ipset: String::new(),
+                kind: SetKind::Ports,
+                elements,
+            })
     }
 }
 
@@ -220,6 +253,7 @@ struct RuleCx<'a> {
     layer: Table,
     chains: &'a BTreeSet<String>,
     sets: &'a SetIndex,
+    port_sets: &'a PortSets,
 }
 
 impl RuleCx<'_> {
@@ -357,7 +391,7 @@ impl RuleCx<'_> {
                     _ => return Err("port match without a tcp/udp/sctp protocol".into()),
                 };
                 let dir = if *source { "sport" } else { "dport" };
-                format!("{l4} {dir} {}{}", ne(*neg), port_list(ranges))
+                format!("{l4} {dir} {}{}", ne(*neg), self.port_sets.operand(ranges))
             }
             Match::Icmp {
                 neg,
@@ -444,7 +478,7 @@ impl RuleCx<'_> {
 
 /// Translate one iptables rule's match and action fragments into an nft rule body, for tests
 /// and tools. `chains` are the iptables chain names of `layer` that jumps may target; `sets` are
-/// the declared sets.
+/// the declared sets. Port lists are written as Felix does (`{ 80, 443 }`).
 pub fn translate_rule_text(
     layer: Table,
     matches: &str,
@@ -460,6 +494,7 @@ pub fn translate_rule_text(
         layer,
         chains,
         sets: &index,
+        port_sets: &PortSets::default(),
     }
     .body(matches, action)
 }
@@ -635,7 +670,16 @@ fn hashed(name: &str, rules: Vec<(Vec<String>, String)>) -> Vec<NftRule> {
 }
 
 pub(crate) fn translate<'a>(rs: &'a Ruleset) -> Result<NftRuleset, NftError> {
-    let sets = sets(rs)?;
+    let mut sets = sets(rs)?;
+    let rules: usize = rs
+        .tables
+        .values()
+        .map(|t| t.chains.values().map(Vec::len).sum::<usize>() + t.inserts.len() + t.appends.len())
+        .sum();
+    let port_sets = PortSets {
+        shared: rules > crate::SHARED_PORT_SETS_ABOVE,
+        ..PortSets::default()
+    };
     let index: SetIndex = sets
         .iter()
         .map(|s| (s.ipset.clone(), (s.name.clone(), s.kind)))
@@ -707,6 +751,7 @@ pub(crate) fn translate<'a>(rs: &'a Ruleset) -> Result<NftRuleset, NftError> {
             layer,
             chains: &known,
             sets: &index,
+            port_sets: &port_sets,
         };
         // Endpoint chains repeat the same rule text many times: translate each text once.
         let mut cache: HashMap<(&'a str, &'a str), String> = HashMap::new();
@@ -777,5 +822,6 @@ pub(crate) fn translate<'a>(rs: &'a Ruleset) -> Result<NftRuleset, NftError> {
             );
         }
     }
+    sets.extend(port_sets.into_sets());
     Ok(NftRuleset { chains, sets, maps })
 }

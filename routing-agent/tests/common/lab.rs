@@ -303,6 +303,9 @@ pub fn pool_yaml(mode: &str) -> String {
     format!("apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata: {{name: pods}}\nspec: {{cidr: 10.244.0.0/16, ipipMode: {mode}}}\n")
 }
 
+/// A confirmed BlockAffinity, named as Calico names them (`<node>-<cidr with . and / as ->`), so
+/// a node can hold several.
 pub fn affinity_yaml(node: &str, cidr: &str) -> String {
-    format!("apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {{name: {node}-block}}\nspec: {{node: {node}, cidr: {cidr}, state: confirmed}}\n")
+    let name = format!("{node}-{}", cidr.replace(['.', '/'], "-"));
+    format!("apiVersion: projectcalico.org/v3\nkind: BlockAffinity\nmetadata: {{name: {name}}}\nspec: {{node: {node}, cidr: {cidr}, state: confirmed}}\n")
 }

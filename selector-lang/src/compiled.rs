@@ -190,42 +190,15 @@ impl LabelTable {
     }
 
     /// Compiles many label maps into one [`LabelColumns`]: row `i` is the `i`-th map.
-    pub fn compile_label_columns<'a, M>(&mut self, maps: M) -> LabelColumns
+    pub fn compile_label_columns<'a, M>(&self, maps: M) -> LabelColumns
     where
         M: IntoIterator<Item = &'a CompiledLabels>,
     {
-        let rows: Vec<&CompiledLabels> = maps.into_iter().collect();
-        for m in &rows {
-            assert_eq!(m.table, self.id, "labels compiled by another LabelTable");
+        let mut columns = LabelColumns::new(self);
+        for (row, m) in maps.into_iter().enumerate() {
+            columns.set_row(row, m);
         }
-        let mut by_key: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.key_count()];
-        for (row, m) in rows.iter().enumerate() {
-            for (k, v) in m.iter() {
-                by_key[k as usize].push((row as u32, v));
-            }
-        }
-        let n = rows.len();
-        let columns = by_key
-            .into_iter()
-            .map(|cells| {
-                if cells.is_empty() {
-                    Column::Empty
-                } else if cells.len() * LabelColumns::SPARSE_RATIO >= n {
-                    let mut dense = vec![NONE; n];
-                    for (row, v) in cells {
-                        dense[row as usize] = v;
-                    }
-                    Column::Dense(dense)
-                } else {
-                    Column::Sparse(cells)
-                }
-            })
-            .collect();
-        LabelColumns {
-            table: self.id,
-            rows: n,
-            columns,
-        }
+        columns
     }
 
     /// Compiles a selector to a program over this table's IDs (interning its keys and values).
@@ -401,18 +374,88 @@ pub struct LabelColumns {
 
 #[derive(Debug, Clone)]
 enum Column {
-    /// No row has this key.
-    Empty,
-    /// Value ID per row (`NONE` where absent).
-    Dense(Vec<u32>),
-    /// `(row, value)` sorted by row, for keys few rows have.
+    /// Value ID per row up to the last row written (`NONE` where absent), and how many are set.
+    Dense { values: Vec<u32>, set: usize },
+    /// `(row, value)` sorted by row, for keys few rows have (empty: no row has the key).
     Sparse(Vec<(u32, u32)>),
 }
 
-impl LabelColumns {
-    /// A key held by fewer than one row in this many is stored sparsely.
+impl Column {
+    /// A key held by fewer than one row in this many (of the rows up to its last) is stored
+    /// sparsely. Density is judged against the column's own extent, so a key the first rows
+    /// have and later rows lack stays sparse, and rows added later cost nothing here.
     const SPARSE_RATIO: usize = 16;
 
+    #[inline(always)]
+    fn get(&self, row: usize) -> Option<u32> {
+        match self {
+            Column::Dense { values, .. } => values.get(row).copied().filter(|&v| v != NONE),
+            Column::Sparse(cells) => cells
+                .binary_search_by_key(&(row as u32), |c| c.0)
+                .ok()
+                .map(|i| cells[i].1),
+        }
+    }
+
+    fn set(&mut self, row: usize, v: u32) {
+        if let Column::Dense { values, set } = self {
+            if row < values.len() {
+                *set += usize::from(values[row] == NONE);
+                values[row] = v;
+                return;
+            }
+            if (*set + 1) * Self::SPARSE_RATIO < row + 1 {
+                // Too far out for its count: back to sparse.
+                let cells = (0..values.len())
+                    .filter(|&r| values[r] != NONE)
+                    .map(|r| (r as u32, values[r]))
+                    .collect();
+                *self = Column::Sparse(cells);
+            } else {
+                values.resize(row + 1, NONE);
+                values[row] = v;
+                *set += 1;
+                return;
+            }
+        }
+        let Column::Sparse(cells) = self else {
+            unreachable!("dense columns returned above")
+        };
+        match cells.binary_search_by_key(&(row as u32), |c| c.0) {
+            Ok(i) => cells[i].1 = v,
+            Err(i) => cells.insert(i, (row as u32, v)),
+        }
+        let extent = cells.last().map_or(0, |c| c.0 as usize + 1);
+        if cells.len() * Self::SPARSE_RATIO >= extent {
+            let mut values = vec![NONE; extent];
+            for &(r, v) in cells.iter() {
+                values[r as usize] = v;
+            }
+            *self = Column::Dense {
+                set: cells.len(),
+                values,
+            };
+        }
+    }
+
+    fn clear(&mut self, row: usize) {
+        match self {
+            Column::Dense { values, set } => {
+                if let Some(v) = values.get_mut(row).filter(|v| **v != NONE) {
+                    *v = NONE;
+                    *set -= 1;
+                }
+            }
+            Column::Sparse(cells) => {
+                if let Ok(i) = cells.binary_search_by_key(&(row as u32), |c| c.0) {
+                    cells.remove(i);
+                }
+            }
+        }
+    }
+}
+
+impl LabelColumns {
     /// No rows, for maps compiled by `table`; grow it with [`Self::set_row`].
     pub fn new(table: &LabelTable) -> Self {
         LabelColumns {
@@ -422,61 +465,28 @@ impl LabelColumns {
         }
     }
 
-    /// Makes row `row` hold `labels` (rows up to it are added, empty), replacing `old`, its
-    /// previous labels if it had any.
-    pub fn set_row(&mut self, row: usize, old: Option<&CompiledLabels>, labels: &CompiledLabels) {
+    /// Makes the empty (new or cleared) row `row` hold `labels`; rows up to it are added,
+    /// empty.
+    pub fn set_row(&mut self, row: usize, labels: &CompiledLabels) {
         assert_eq!(
             labels.table, self.table,
             "labels compiled by another LabelTable"
         );
-        if let Some(old) = old {
-            self.clear_row(row, old);
-        }
-        if row >= self.rows {
-            self.rows = row + 1;
-            for c in &mut self.columns {
-                if let Column::Dense(d) = c {
-                    d.resize(self.rows, NONE);
-                }
-            }
-        }
-        let r = row as u32;
+        self.rows = self.rows.max(row + 1);
         for (k, v) in labels.iter() {
             if self.columns.len() <= k as usize {
-                self.columns.resize_with(k as usize + 1, || Column::Empty);
+                self.columns
+                    .resize_with(k as usize + 1, || Column::Sparse(Vec::new()));
             }
-            let column = &mut self.columns[k as usize];
-            match column {
-                Column::Dense(d) => d[row] = v,
-                Column::Empty => *column = Column::Sparse(vec![(r, v)]),
-                Column::Sparse(cells) => match cells.binary_search_by_key(&r, |c| c.0) {
-                    Ok(i) => cells[i].1 = v,
-                    Err(i) => cells.insert(i, (r, v)),
-                },
-            }
-            if let Column::Sparse(cells) = column {
-                if cells.len() * Self::SPARSE_RATIO >= self.rows {
-                    let mut dense = vec![NONE; self.rows];
-                    for &(r, v) in cells.iter() {
-                        dense[r as usize] = v;
-                    }
-                    *column = Column::Dense(dense);
-                }
-            }
+            self.columns[k as usize].set(row, v);
         }
     }
 
     /// Empties row `row`, whose labels are `old`.
     pub fn clear_row(&mut self, row: usize, old: &CompiledLabels) {
         for (k, _) in old.iter() {
-            match self.columns.get_mut(k as usize) {
-                Some(Column::Dense(d)) if row < d.len() => d[row] = NONE,
-                Some(Column::Sparse(cells)) => {
-                    if let Ok(i) = cells.binary_search_by_key(&(row as u32), |c| c.0) {
-                        cells.remove(i);
-                    }
-                }
-                _ => {}
+            if let Some(c) = self.columns.get_mut(k as usize) {
+                c.clear(row);
             }
         }
     }
@@ -494,17 +504,7 @@ impl LabelColumns {
     /// The value ID of `key` in `row`, if present.
     #[inline(always)]
     pub fn get(&self, row: usize, key: u32) -> Option<u32> {
-        match self.columns.get(key as usize) {
-            Some(Column::Dense(d)) => match d[row] {
-                NONE => None,
-                v => Some(v),
-            },
-            Some(Column::Sparse(s)) => s
-                .binary_search_by_key(&(row as u32), |c| c.0)
-                .ok()
-                .map(|i| s[i].1),
-            Some(Column::Empty) | None => None,
-        }
+        self.columns.get(key as usize)?.get(row)
     }
 }
 
@@ -624,7 +624,7 @@ impl CompiledSelector {
             "compiled selector, columns and table must come from the same LabelTable"
         );
         assert!(row < columns.rows, "row {row} out of range");
-        self.run(table, |k| columns.get(row, k))
+        self.eval_row(columns, row, table)
     }
 
     /// [`Self::matches_row`] without the checks, for the index (which checked once).
@@ -870,5 +870,30 @@ fn eval_with(n: &Node, order: &[usize], next: &mut usize, bits: usize) -> bool {
             *next += 1;
             bits >> leaf & 1 == 1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Column;
+
+    #[test]
+    fn columns_stay_sparse_for_keys_early_rows_had() {
+        let mut c = Column::Sparse(Vec::new());
+        c.set(0, 7);
+        c.set(1, 8);
+        assert!(matches!(c, Column::Dense { set: 2, .. }), "{c:?}");
+        // A row far beyond the column's extent: two of 1,001 rows is sparse again.
+        c.set(1000, 9);
+        assert!(
+            matches!(&c, Column::Sparse(cells) if cells.len() == 3),
+            "{c:?}"
+        );
+        assert_eq!(
+            (c.get(0), c.get(1), c.get(500), c.get(1000)),
+            (Some(7), Some(8), None, Some(9))
+        );
+        c.clear(1);
+        assert_eq!(c.get(1), None);
     }
 }

@@ -133,7 +133,7 @@ impl SelectorIndex {
         if self.slots.len() <= id {
             self.slots.resize_with(id + 1, || None);
         }
-        self.columns.set_row(id, None, &compiled);
+        self.columns.set_row(id, &compiled);
         self.slots[id] = Some(compiled);
         self.live += 1;
         old

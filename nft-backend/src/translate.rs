@@ -671,13 +671,8 @@ fn hashed(name: &str, rules: Vec<(Vec<String>, String)>) -> Vec<NftRule> {
 
 pub(crate) fn translate<'a>(rs: &'a Ruleset) -> Result<NftRuleset, NftError> {
     let mut sets = sets(rs)?;
-    let rules: usize = rs
-        .tables
-        .values()
-        .map(|t| t.chains.values().map(Vec::len).sum::<usize>() + t.inserts.len() + t.appends.len())
-        .sum();
     let port_sets = PortSets {
-        shared: rules > crate::SHARED_PORT_SETS_ABOVE,
+        shared: rs.rule_count() > crate::SHARED_PORT_SETS_ABOVE,
         ..PortSets::default()
     };
     let index: SetIndex = sets

@@ -160,15 +160,11 @@ struct Reference {
 type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<crate::labels::Fnv>>;
 
 /// Where a resource was first defined (for duplicate reports).
-struct SeenEntry {
-    /// `Loader::seen_keys[key.0..key.1]`.
-    key: (u32, u32),
+struct SeenAt {
     /// Index in `Loader::files`.
     file: u32,
     line: u32,
     column: u32,
-    /// The next entry whose key has the same hash (`u32::MAX`: none).
-    next: u32,
 }
 
 /// Collects resources and diagnostics over several files.
@@ -187,14 +183,10 @@ pub struct Loader {
     /// The referenced names, one after the other (no lookups while loading: the names are
     /// checked once, in `finish`).
     ref_names: String,
-    /// Resources defined so far, for duplicates: each key is `kind \0 len(namespace) \0
-    /// namespace name` (`kind \0 - \0 name` without a namespace), kept in `seen_keys`; `seen`
-    /// maps a key's hash to its newest entry in `seen_entries`, which chain entries with the
-    /// same hash.
-    seen: FastMap<u64, u32>,
-    seen_entries: Vec<SeenEntry>,
-    seen_keys: String,
-    /// Scratch for building a key.
+    /// Resources defined so far, for duplicates, by `kind \0 len(namespace) \0 namespace name`
+    /// (`kind \0 - \0 name` without a namespace).
+    seen: FastMap<String, SeenAt>,
+    /// Scratch for building a key (a new resource's key is copied into `seen` only if new).
     key: String,
 }
 
@@ -476,13 +468,11 @@ impl Loader {
         label: &str,
         node: &Node,
     ) {
-        use std::hash::BuildHasher;
-        let ns = meta.namespace.as_deref();
         let mut key = std::mem::take(&mut self.key);
         key.clear();
         key.push_str(kind);
         key.push('\0');
-        match ns {
+        match meta.namespace.as_deref() {
             Some(ns) => {
                 use std::fmt::Write;
                 let _ = write!(key, "{}\0{ns}", ns.len());
@@ -490,18 +480,7 @@ impl Loader {
             None => key.push_str("-\0"),
         }
         key.push_str(&meta.name);
-        let hash = std::hash::BuildHasherDefault::<crate::labels::Fnv>::default().hash_one(&key);
-        let head = self.seen.get(&hash).copied();
-        let mut at = head.unwrap_or(u32::MAX);
-        let mut first = None;
-        while let Some(e) = self.seen_entries.get(at as usize) {
-            if self.seen_keys[e.key.0 as usize..e.key.1 as usize] == key {
-                first = Some(e);
-                break;
-            }
-            at = e.next;
-        }
-        if let Some(first) = first {
+        if let Some(first) = self.seen.get(key.as_str()) {
             let first = Origin {
                 file: self.files[first.file as usize].clone(),
                 line: first.line,
@@ -516,16 +495,14 @@ impl Loader {
             self.diag(&origin.file, l, label, "metadata.name", msg);
         } else {
             let file = self.file_id(&origin.file);
-            let start = self.seen_keys.len() as u32;
-            self.seen_keys.push_str(&key);
-            self.seen_entries.push(SeenEntry {
-                key: (start, self.seen_keys.len() as u32),
-                file,
-                line: origin.line,
-                column: origin.column,
-                next: head.unwrap_or(u32::MAX),
-            });
-            self.seen.insert(hash, (self.seen_entries.len() - 1) as u32);
+            self.seen.insert(
+                key.clone(),
+                SeenAt {
+                    file,
+                    line: origin.line,
+                    column: origin.column,
+                },
+            );
         }
         self.key = key;
         if meta.name.is_empty() {

@@ -120,16 +120,13 @@ pub struct Origin {
 impl Origin {
     /// The `(line, column)` of `path`, or of its nearest recorded parent, or of the document.
     pub fn position(&self, path: &str) -> (u32, u32) {
-        let mut p = path;
-        loop {
-            if let Some((_, l, c)) = self.fields.iter().find(|(f, _, _)| f == p) {
-                return (*l, *c);
-            }
-            match p.rfind(['.', '[']) {
-                Some(i) => p = &p[..i],
-                None => return (self.line, self.column),
-            }
-        }
+        crate::yaml::at_nearest_parent(path, |p| {
+            self.fields
+                .iter()
+                .find(|(f, _, _)| f == p)
+                .map(|(_, l, c)| (*l, *c))
+        })
+        .unwrap_or((self.line, self.column))
     }
 }
 

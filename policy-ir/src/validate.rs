@@ -144,16 +144,7 @@ pub struct Checker<'a> {
 impl Checker<'_> {
     /// The location of `path`, or of its nearest recorded parent.
     pub fn loc(&self, path: &str) -> Loc {
-        let mut p = path;
-        loop {
-            if let Some(l) = self.node.locate(p) {
-                return l;
-            }
-            match p.rfind(['.', '[']) {
-                Some(i) => p = &p[..i],
-                None => return self.root,
-            }
-        }
+        crate::yaml::at_nearest_parent(path, |p| self.node.locate(p)).unwrap_or(self.root)
     }
 
     pub fn error(&mut self, path: &str, message: impl Into<String>) {

@@ -130,6 +130,18 @@ fn loc_of(m: &serde_saphyr::granit_parser::Marker) -> Loc {
     }
 }
 
+/// `f` of field path `path` (`spec.ingress[0].source.selector`), else of its nearest parent
+/// path for which `f` has an answer (`spec.ingress[0].source`, `spec.ingress[0]`, ...).
+pub fn at_nearest_parent<T>(path: &str, mut f: impl FnMut(&str) -> Option<T>) -> Option<T> {
+    let mut p = path;
+    loop {
+        if let Some(t) = f(p) {
+            return Some(t);
+        }
+        p = &p[..p.rfind(['.', '['])?];
+    }
+}
+
 /// Parses every document of a YAML (or JSON) stream. Empty documents are skipped.
 pub fn parse_documents<'t>(text: &'t str) -> Result<Vec<Node<'t>>, SyntaxError> {
     let mut parser = Parser::new_from_str(text);

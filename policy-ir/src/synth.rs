@@ -320,17 +320,25 @@ pub fn generate(p: &Params) -> Resources {
     res
 }
 
-/// Appends `r` as one JSON object with `apiVersion` and `kind` (keys in serde_json's map order).
-fn item<T: serde::Serialize>(out: &mut Vec<u8>, api: &str, kind: &str, r: &T) {
-    let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
-    if let Some(o) = v.as_object_mut() {
-        o.insert("apiVersion".into(), api.into());
-        o.insert("kind".into(), kind.into());
+/// Appends each of `rs` as one JSON object with `apiVersion` and `kind` (keys in serde_json's
+/// map order).
+fn items<'a, T: serde::Serialize + 'a>(
+    out: &mut Vec<u8>,
+    api: &str,
+    kind: &str,
+    rs: impl IntoIterator<Item = &'a T>,
+) {
+    for r in rs {
+        let mut v = serde_json::to_value(r).unwrap_or(serde_json::Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("apiVersion".into(), api.into());
+            o.insert("kind".into(), kind.into());
+        }
+        if out.last() != Some(&b'[') {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &v).expect("serialising to memory");
     }
-    if out.last() != Some(&b'[') {
-        out.push(b',');
-    }
-    serde_json::to_writer(&mut *out, &v).expect("serialising to memory");
 }
 
 /// The resources as one JSON `List` document that [`crate::load`] reads back (Kubernetes
@@ -341,43 +349,28 @@ pub fn to_json_list(res: &Resources) -> String {
     const V3: &str = "projectcalico.org/v3";
     let mut out = Vec::new();
     out.extend_from_slice(br#"{"apiVersion":"v1","items":["#);
-    for n in &res.namespaces {
-        item(&mut out, "v1", "Namespace", n);
-    }
-    for x in &res.tiers {
-        item(&mut out, V3, "Tier", x);
-    }
-    for x in &res.global_network_policies {
-        item(&mut out, V3, "GlobalNetworkPolicy", x);
-    }
-    for x in &res.network_policies {
-        item(&mut out, V3, "NetworkPolicy", x);
-    }
-    for x in res
-        .profiles
-        .iter()
-        .filter(|p| !p.metadata.name.starts_with("kns."))
-    {
-        item(&mut out, V3, "Profile", x);
-    }
-    for x in &res.workload_endpoints {
-        item(&mut out, V3, "WorkloadEndpoint", x);
-    }
-    for x in &res.host_endpoints {
-        item(&mut out, V3, "HostEndpoint", x);
-    }
-    for x in &res.global_network_sets {
-        item(&mut out, V3, "GlobalNetworkSet", x);
-    }
-    for x in &res.network_sets {
-        item(&mut out, V3, "NetworkSet", x);
-    }
-    for x in &res.ip_pools {
-        item(&mut out, V3, "IPPool", x);
-    }
-    for x in &res.nodes {
-        item(&mut out, V3, "Node", x);
-    }
+    items(&mut out, "v1", "Namespace", &res.namespaces);
+    items(&mut out, V3, "Tier", &res.tiers);
+    items(
+        &mut out,
+        V3,
+        "GlobalNetworkPolicy",
+        &res.global_network_policies,
+    );
+    items(&mut out, V3, "NetworkPolicy", &res.network_policies);
+    let profiles = res.profiles.iter();
+    items(
+        &mut out,
+        V3,
+        "Profile",
+        profiles.filter(|p| !p.metadata.name.starts_with("kns.")),
+    );
+    items(&mut out, V3, "WorkloadEndpoint", &res.workload_endpoints);
+    items(&mut out, V3, "HostEndpoint", &res.host_endpoints);
+    items(&mut out, V3, "GlobalNetworkSet", &res.global_network_sets);
+    items(&mut out, V3, "NetworkSet", &res.network_sets);
+    items(&mut out, V3, "IPPool", &res.ip_pools);
+    items(&mut out, V3, "Node", &res.nodes);
     out.extend_from_slice(br#"],"kind":"List"}"#);
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
